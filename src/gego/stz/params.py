@@ -1,0 +1,188 @@
+"""Parameters of the STZ continuum model (paper Sec 5.1.2-5.1.4, Table 1) and of its solver.
+
+Every physical quantity carries its unit in its name: ``_gpa`` (GPa), ``_s`` (seconds),
+``_angstrom`` (A), ``_per_ev`` (1/eV), ``_ev`` (eV), ``_per_s`` (1/s), ``_k`` (kelvin).
+Dimensionless quantities (``c0``, ``eps0``, ``chi_inf``) have no suffix.
+
+Presets
+-------
+``TABLE1``            Table 1 of the paper (K = 66.23 GPa, chi_inf = 0.13), with the paper's
+                      optimal coarse-graining (beta, E0) since Table 1 does not list them.
+``REFERENCE_CODE``    the defaults of the authors' C++ driver (shear_energy.cc): K from Poisson
+                      ratio 0.35 (= 3 mu = 60 GPa), s_y 0.85 GPa, l_chi 4.01 A, c0 0.3, eps0 10,
+                      T_inf 2730 K.
+``VALIDATION_TARGET`` the validation case of Table 2 and of ``valtruth.npz`` (chi_inf derived from
+                      the final MD energy frame).
+``PAPER_OPTIMUM``     the paper's optimum against the CuZr MD data (Sec 5.4) with Table 1's l_chi
+                      and eps0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from gego.errors import ConfigError
+
+__all__ = [
+    "STZParams",
+    "SolverSettings",
+    "TABLE1",
+    "REFERENCE_CODE",
+    "VALIDATION_TARGET",
+    "PAPER_OPTIMUM",
+    "PRESETS",
+]
+
+
+@dataclass(frozen=True)
+class STZParams:
+    """One parameter set of the STZ model.
+
+    Attributes
+    ----------
+    mu_gpa : shear modulus mu, GPa.
+    bulk_gpa : bulk modulus K, GPa (lambda = K - 2 mu / 3).
+    tau0_s : molecular vibration time tau0, s (Eq 32).
+    l_chi_angstrom : chi diffusion length l_chi, A (Eq 34).
+    c0 : plastic work fraction c0, dimensionless (Eq 29).
+    eps0 : STZ size epsilon0, dimensionless (Eq 32).
+    s_y_gpa : yield stress s_y, GPa; stresses are carried in units of s_y.
+    chi_inf : steady-state effective temperature chi_inf = k_B T_inf / e_z, dimensionless;
+        ``None`` derives it from a final energy field, chi_inf = beta (max E_final - E0).
+    beta_per_ev : coarse-graining scale beta, 1/eV (Eq 38).
+    e0_ev : reference energy E0, eV (Eq 38).
+    rate_per_s : engineering shear rate gamma_dot, 1/s.
+    ez_over_kb_k : STZ formation energy over Boltzmann's constant e_z / k_B, K (T = chi e_z/k_B).
+    """
+
+    mu_gpa: float = 20.0
+    bulk_gpa: float = 60.0
+    tau0_s: float = 1e-13
+    l_chi_angstrom: float = 25.59
+    c0: float = 0.3
+    eps0: float = 44.53
+    s_y_gpa: float = 0.85
+    chi_inf: float | None = None
+    beta_per_ev: float = 6.882
+    e0_ev: float = -3.369
+    rate_per_s: float = 1e8
+    ez_over_kb_k: float = 21000.0
+
+    def validate(self) -> "STZParams":
+        """Raise a one-line :class:`ConfigError` naming the first invalid parameter."""
+        positive = ("mu_gpa", "bulk_gpa", "tau0_s", "c0", "eps0", "s_y_gpa", "beta_per_ev",
+                    "rate_per_s", "ez_over_kb_k")
+        for name in positive:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"STZ parameter {name} must be a finite positive number, got {value!r}")
+        for name in ("l_chi_angstrom", "e0_ev"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ConfigError(f"STZ parameter {name} must be a finite number, got {value!r}")
+        if self.l_chi_angstrom < 0:
+            raise ConfigError(f"STZ parameter l_chi_angstrom must be >= 0, got {self.l_chi_angstrom!r}")
+        if self.chi_inf is not None and not (math.isfinite(self.chi_inf) and self.chi_inf > 0):
+            raise ConfigError(f"STZ parameter chi_inf must be a finite positive number or None, got {self.chi_inf!r}")
+        lame_lambda = self.bulk_gpa - 2.0 * self.mu_gpa / 3.0
+        if lame_lambda + 2.0 * self.mu_gpa <= 0:
+            raise ConfigError("STZ parameter bulk_gpa too small: K + 4 mu / 3 must be positive")
+        return self
+
+    def as_dict(self) -> dict[str, float | None]:
+        """Plain dict of the fields (for NetCDF attributes and JSON)."""
+        return dataclasses.asdict(self)
+
+
+TABLE1 = STZParams(mu_gpa=20.0, bulk_gpa=66.23, tau0_s=1e-13, l_chi_angstrom=25.59, c0=0.3,
+                   eps0=44.53, s_y_gpa=0.85, chi_inf=0.13, beta_per_ev=6.882, e0_ev=-3.369)
+REFERENCE_CODE = STZParams(mu_gpa=20.0, bulk_gpa=60.0, tau0_s=1e-13, l_chi_angstrom=4.01, c0=0.3,
+                           eps0=10.0, s_y_gpa=0.85, chi_inf=2730.0 / 21000.0,
+                           beta_per_ev=8.27674103, e0_ev=-3.36821766)
+VALIDATION_TARGET = STZParams(mu_gpa=20.0, bulk_gpa=60.0, tau0_s=1e-13, l_chi_angstrom=41.79654694,
+                              c0=0.54989662, eps0=7.12963104, s_y_gpa=1.00556564, chi_inf=None,
+                              beta_per_ev=8.27674103, e0_ev=-3.36821766)
+PAPER_OPTIMUM = STZParams(mu_gpa=20.0, bulk_gpa=60.0, tau0_s=1e-13, l_chi_angstrom=25.59, c0=0.164,
+                          eps0=44.53, s_y_gpa=0.906, chi_inf=None, beta_per_ev=6.882, e0_ev=-3.369)
+PRESETS = {"table1": TABLE1, "reference_code": REFERENCE_CODE,
+           "validation_target": VALIDATION_TARGET, "paper_optimum": PAPER_OPTIMUM}
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """Grid, loading and numerical settings shared by every run of a batch.
+
+    Attributes
+    ----------
+    n : grid cells along x (and along y unless ``ny`` is given).
+    ny : grid cells along y; ``None`` means ``n``.
+    cell_length_angstrom : periodic cell side along x, A.
+    cell_height_angstrom : periodic cell side along y, A; ``None`` means ``cell_length_angstrom``.
+    gamma_final : final engineering shear strain.
+    n_frames : output frames after the initial one (frame k at gamma_final k / n_frames).
+    steps_per_frame : quasi-static steps per frame (the C++ used 60).
+    diffusion : ``"code"`` = div(l_chi^2 D grad chi) as the C++ (face-averaged D, no 1/c0);
+        ``"paper"`` = div(l_chi^2 sqrt(Dpl:Dpl) grad chi) / c0 (Eq 29, 34).
+    derivative : ``"box"`` = the compact staggered (cell-corner velocity) difference of the
+        C++, written as modified wavenumbers; ``"spectral"`` = exact wavenumbers.
+    adapt_dev : largest change of |S| (units of s_y) per plastic sub-step (C++: 2e-3).
+    max_substeps : cap on plastic sub-steps in one step (beyond it the run fails as too stiff).
+    max_wall_s : wall-time cap per call, s.
+    store_stress_fields : also keep the physical stress fields per frame (memory: 4 extra fields).
+    backend : ``"numpy"`` = the readable reference step; ``"numba"`` = the compiled kernels of
+        :mod:`gego.stz.fast` (same arithmetic); ``"auto"`` = numba when installed.
+    threads : split a batch into this many chunks run in parallel threads (results unchanged).
+    """
+
+    n: int = 32
+    ny: int | None = None
+    cell_length_angstrom: float = 400.0
+    cell_height_angstrom: float | None = None
+    gamma_final: float = 0.5
+    n_frames: int = 100
+    steps_per_frame: int = 60
+    diffusion: Literal["code", "paper"] = "code"
+    derivative: Literal["box", "spectral"] = "box"
+    adapt_dev: float = 2e-3
+    max_substeps: int = 20000
+    max_wall_s: float = 600.0
+    store_stress_fields: bool = False
+    backend: Literal["auto", "numpy", "numba"] = "auto"
+    threads: int = 1
+
+    @property
+    def nx(self) -> int:
+        return self.n
+
+    @property
+    def n_y(self) -> int:
+        return self.n if self.ny is None else self.ny
+
+    @property
+    def length_y_angstrom(self) -> float:
+        return self.cell_length_angstrom if self.cell_height_angstrom is None else self.cell_height_angstrom
+
+    def validate(self) -> "SolverSettings":
+        """Raise a one-line :class:`ConfigError` naming the first invalid setting."""
+        for name in ("n", "n_frames", "steps_per_frame", "max_substeps", "threads"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ConfigError(f"solver setting {name} must be a positive integer, got {value!r}")
+        if self.n < 4 or self.n_y < 4:
+            raise ConfigError(f"solver setting n/ny must be >= 4, got {self.n} x {self.n_y}")
+        for name in ("cell_length_angstrom", "gamma_final", "adapt_dev", "max_wall_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"solver setting {name} must be positive, got {value!r}")
+        if not (math.isfinite(self.length_y_angstrom) and self.length_y_angstrom > 0):
+            raise ConfigError(f"solver setting cell_height_angstrom must be positive, got {self.cell_height_angstrom!r}")
+        if self.diffusion not in ("code", "paper"):
+            raise ConfigError(f"solver setting diffusion must be 'code' or 'paper', got {self.diffusion!r}")
+        if self.derivative not in ("box", "spectral"):
+            raise ConfigError(f"solver setting derivative must be 'box' or 'spectral', got {self.derivative!r}")
+        if self.backend not in ("auto", "numpy", "numba"):
+            raise ConfigError(f"solver setting backend must be 'auto', 'numpy' or 'numba', got {self.backend!r}")
+        return self

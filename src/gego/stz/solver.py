@@ -1,0 +1,455 @@
+"""Time stepping of the STZ continuum model and the public ``simulate`` functions.
+
+One quasi-static step (strain as time, dt = gamma_final / (n_frames steps_per_frame)), in the
+order of the authors' C++ (advection_step, then projection_step):
+
+1. plastic relaxation and chi source per cell, adaptive sub-steps (Eq 29, 32-33);
+2. chi diffusion with the step-averaged plastic rate (Eq 29, 34), sub-cycled when stiff;
+3. ENO2 advection of the sheared-frame stress Sigma, chi and the reference map by the
+   periodic velocity of the previous projection, and the Truesdell terms L sigma + sigma L^T
+   - tr(L) sigma of that velocity (Eq 30; the affine shear is absorbed by Sigma = T^-1 sigma T^-T);
+4. projection: gamma advances, the periodic velocity that restores div sigma = 0 (Eq 31) is
+   solved by FFT and dt C : D (affine + periodic) is added (Eq 30).
+
+The state is batched: every array carries a leading axis over parameter sets, so one call
+advances a whole batch; parameters enter as ``(B, 1, 1)`` arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from gego.errors import ConfigError
+from gego.stz import fast, operators, physics
+from gego.stz.params import STZParams, SolverSettings
+
+__all__ = ["STZResult", "simulate", "simulate_batch", "resample_field", "prepare_chi"]
+
+_FIELD_NAMES = ("strain_xy_eng", "strain_xx", "strain_yy", "chi")
+_STRESS_FIELD_NAMES = ("stress_field_xx_gpa", "stress_field_yy_gpa", "stress_field_xy_gpa",
+                       "stress_field_zz_gpa")
+_MEAN_NAMES = ("stress_xy_gpa", "stress_xy_sheared_gpa", "stress_xx_gpa", "stress_yy_gpa",
+               "stress_zz_gpa", "pressure_gpa", "deviator_mean", "strain_xy_eng_mean",
+               "chi_mean")
+
+
+@dataclass
+class STZResult:
+    """Output of one STZ run.
+
+    Attributes
+    ----------
+    status : ``"ok"`` or ``"failed"``.
+    reason : why a run failed ("" if ok).
+    params : the :class:`STZParams` of the run (``chi_inf`` filled in when derived).
+    settings : the :class:`SolverSettings`.
+    gamma : ``(frames,)`` applied engineering shear strain.
+    strain_xy_eng : ``(frames, ny, nx)`` engineering shear strain 2 E_xy (Green-Lagrange).
+    strain_xx, strain_yy : ``(frames, ny, nx)`` Green-Lagrange E_xx, E_yy.
+    chi : ``(frames, ny, nx)`` effective temperature (T = e_z/k_B chi, K).
+    stress_xy_gpa : ``(frames,)`` mean PHYSICAL shear stress s_y <sigma_xy>, GPa.
+    stress_xy_sheared_gpa : ``(frames,)`` mean sheared-frame component s_y <Sigma_xy>, GPa
+        (the C++ ``tau``, which the authors' scripts compared with MD).
+    stress_xx_gpa, stress_yy_gpa, stress_zz_gpa, pressure_gpa : ``(frames,)`` means, GPa.
+    deviator_mean : ``(frames,)`` mean |S| in units of s_y.
+    strain_xy_eng_mean, chi_mean : ``(frames,)`` cell means.
+    stress_fields : dict of ``(frames, ny, nx)`` physical stress fields in GPa, only when
+        ``settings.store_stress_fields``.
+    wall_time_s : wall time of the run (of the batch call divided by its size for batches), s.
+
+    A failed run keeps the frames computed before the failure; later frames are NaN.
+    """
+
+    status: str
+    reason: str
+    params: STZParams
+    settings: SolverSettings
+    gamma: np.ndarray
+    strain_xy_eng: np.ndarray
+    strain_xx: np.ndarray
+    strain_yy: np.ndarray
+    chi: np.ndarray
+    stress_xy_gpa: np.ndarray
+    stress_xy_sheared_gpa: np.ndarray
+    stress_xx_gpa: np.ndarray
+    stress_yy_gpa: np.ndarray
+    stress_zz_gpa: np.ndarray
+    pressure_gpa: np.ndarray
+    deviator_mean: np.ndarray
+    strain_xy_eng_mean: np.ndarray
+    chi_mean: np.ndarray
+    wall_time_s: float
+    stress_fields: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def temperature_k(self) -> np.ndarray:
+        """Effective temperature field T = (e_z / k_B) chi, K."""
+        return self.params.ez_over_kb_k * self.chi
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """The array called ``name`` (as a Dataset variable would be), e.g. ``result["gamma"]``."""
+        if name == "temperature_k":
+            return self.temperature_k
+        if name in self.stress_fields:
+            return self.stress_fields[name]
+        if name in _FIELD_NAMES or name in _MEAN_NAMES or name == "gamma":
+            return getattr(self, name)
+        raise KeyError(name)
+
+    def to_dataset(self):
+        """The run as an :class:`xarray.Dataset` with dims (frame, y, x) and attributes."""
+        import xarray as xr
+
+        fields = {name: (("frame", "y", "x"), getattr(self, name)) for name in _FIELD_NAMES}
+        fields["temperature_k"] = (("frame", "y", "x"), self.temperature_k)
+        for name, arr in self.stress_fields.items():
+            fields[name] = (("frame", "y", "x"), arr)
+        means = {name: (("frame",), getattr(self, name)) for name in _MEAN_NAMES}
+        attrs = {"status": self.status, "reason": self.reason, "wall_time_s": float(self.wall_time_s),
+                 "stress_units": "GPa", "strain_xy_eng": "2 E_xy (Green-Lagrange)",
+                 "grid": f"{self.settings.n_y} x {self.settings.nx}"}
+        for key, value in self.params.as_dict().items():
+            attrs[f"param_{key}"] = np.nan if value is None else float(value)
+        for key, value in dataclasses.asdict(self.settings).items():
+            attrs[f"setting_{key}"] = "none" if value is None else (value if not isinstance(value, bool) else int(value))
+        ds = xr.Dataset({**fields, **means}, coords={"gamma": (("frame",), self.gamma),
+                                                   "frame": np.arange(self.gamma.size)}, attrs=attrs)
+        ds["stress_xy_gpa"].attrs["long_name"] = "mean physical shear stress sigma_xy"
+        ds["stress_xy_sheared_gpa"].attrs["long_name"] = "mean sheared-frame Sigma_xy (C++ tau)"
+        return ds
+
+
+def resample_field(field_in: np.ndarray, ny: int, nx: int) -> np.ndarray:
+    """Periodic cubic resampling of a cell-centred field onto an ``ny x nx`` grid (identity if same shape)."""
+    field_in = np.asarray(field_in, dtype=float)
+    if field_in.shape == (ny, nx):
+        return field_in.copy()
+    from scipy.ndimage import map_coordinates
+
+    my, mx = field_in.shape
+    yy = (np.arange(ny) + 0.5) * my / ny - 0.5
+    xx = (np.arange(nx) + 0.5) * mx / nx - 0.5
+    grid_y, grid_x = np.meshgrid(yy, xx, indexing="ij")
+    return map_coordinates(field_in, [grid_y, grid_x], order=3, mode="grid-wrap")
+
+
+def prepare_chi(params: STZParams, energy_initial_ev: np.ndarray, energy_final_ev, settings: SolverSettings):
+    """Validate inputs and return (params with chi_inf filled in, initial chi on the solver grid)."""
+    params.validate()
+    energy = np.asarray(energy_initial_ev, dtype=float)
+    if energy.ndim != 2 or min(energy.shape) < 2:
+        raise ConfigError(f"energy_initial_ev must be a 2-D (ny, nx) field, got shape {energy.shape}")
+    if not np.all(np.isfinite(energy)):
+        raise ConfigError("energy_initial_ev contains non-finite values")
+    chi0 = physics.initial_chi(resample_field(energy, settings.n_y, settings.nx), params.beta_per_ev,
+                               params.e0_ev)  # Eq 38
+    if np.min(chi0) <= 0:
+        raise ConfigError(f"initial chi = beta (E - E0) is non-positive somewhere (min {np.min(chi0):.4g}):"
+                          f" e0_ev={params.e0_ev} must lie below the energy field (min {energy.min():.6g} eV)")
+    if params.chi_inf is None:
+        if energy_final_ev is None:
+            raise ConfigError("chi_inf is None: give chi_inf or energy_final_ev to derive it")
+        derived = physics.chi_inf_from_energy(np.asarray(energy_final_ev, dtype=float), params.beta_per_ev,
+                                              params.e0_ev)
+        if not (np.isfinite(derived) and derived > 0):
+            raise ConfigError(f"chi_inf derived as beta (max E_final - E0) = {derived:.4g} is not positive:"
+                              " check e0_ev and energy_final_ev")
+        params = dataclasses.replace(params, chi_inf=derived)
+    return params, chi0
+
+
+@dataclass
+class _Material:
+    """Per-member material constants as ``(B, 1, 1)`` arrays, stresses in units of s_y."""
+
+    mu: np.ndarray
+    lame_lambda: np.ndarray
+    eps0_per_strain: np.ndarray
+    c0: np.ndarray
+    chi_inf: np.ndarray
+    l_chi: np.ndarray
+    s_y_gpa: np.ndarray
+
+    @classmethod
+    def from_params(cls, params: Sequence[STZParams]) -> "_Material":
+        def col(values):
+            return np.asarray(values, dtype=float)[:, None, None]
+
+        mu = col([p.mu_gpa / p.s_y_gpa for p in params])
+        bulk = col([p.bulk_gpa / p.s_y_gpa for p in params])
+        return cls(mu=mu, lame_lambda=bulk - 2.0 * mu / 3.0,
+                   eps0_per_strain=col([p.eps0 / (p.tau0_s * p.rate_per_s) for p in params]),
+                   c0=col([p.c0 for p in params]), chi_inf=col([p.chi_inf for p in params]),
+                   l_chi=col([p.l_chi_angstrom for p in params]), s_y_gpa=col([p.s_y_gpa for p in params]))
+
+    def take(self, keep: np.ndarray) -> "_Material":
+        return _Material(**{f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)})
+
+
+@dataclass
+class _State:
+    """Batched solver state; the leading axis runs over active batch members."""
+
+    sigma: np.ndarray     # (B, 4, ny, nx) sheared-frame Sigma: xx, yy, xy, zz (units s_y)
+    chi: np.ndarray       # (B, ny, nx)
+    refmap: np.ndarray    # (B, 2, ny, nx) w with reference map xi0 = xi - w (A)
+    velocity: np.ndarray  # (B, 2, ny, nx) periodic physical velocity at centres (A per unit strain)
+    grad: np.ndarray      # (B, 4, ny, nx) L = grad u: xx, xy, yx, yy (per unit strain)
+
+    def take(self, keep: np.ndarray) -> "_State":
+        return _State(*(getattr(self, f.name)[keep] for f in dataclasses.fields(self)))
+
+
+def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: SolverSettings,
+          wn: operators.Wavenumbers, h1: float, h2: float) -> tuple[_State, np.ndarray]:
+    """Advance the batch by one quasi-static step from strain ``gamma``; returns (state, stuck per member)."""
+    sig = state.sigma
+    phys = physics.sheared_to_physical(gamma, sig[:, 0], sig[:, 1], sig[:, 2], sig[:, 3])
+    dev = physics.deviator(*phys)
+    sbar = physics.deviator_magnitude(*phys)
+
+    # 1. Plastic relaxation and chi source, adaptive sub-steps (Eq 29, 32-33)
+    drop, chi_plastic, stuck = physics.integrate_plastic_step(
+        sbar, state.chi, dt, mu=mat.mu, eps0_per_strain=mat.eps0_per_strain, c0=mat.c0,
+        chi_inf=mat.chi_inf, adapt_dev=settings.adapt_dev, max_substeps=settings.max_substeps)
+    relax_ratio = np.divide(drop, sbar, out=np.zeros_like(drop), where=sbar > 1e-12)
+
+    # 2. chi diffusion with the step-averaged plastic rate D = drop / (2 mu dt) (Eq 29, 34)
+    d_avg = drop / (2.0 * mat.mu * dt)
+    diffusivity = physics.chi_diffusivity(d_avg, mat.l_chi, mat.c0, settings.diffusion)
+    chi_diffused = state.chi
+    if np.any(diffusivity > 0):
+        n_sub = operators.diffusion_substeps(diffusivity.max(axis=(1, 2)), dt, gamma, h1, h2)
+        sub_dt = (dt / n_sub)[:, None, None]
+        for i in range(int(n_sub.max())):
+            active = (i < n_sub)[:, None, None]
+            increment = sub_dt * operators.diffusion_divergence(chi_diffused, diffusivity, gamma, h1, h2)
+            chi_diffused = chi_diffused + np.where(active, increment, 0.0)
+    chi_diffusion_change = chi_diffused - state.chi
+
+    # 3. Advection by V = T^-1 u and Truesdell terms of the previous velocity (Eq 30)
+    u1, u2 = state.velocity[:, 0], state.velocity[:, 1]
+    v1 = u1 - gamma * u2
+    v2 = u2
+    carried = np.concatenate([sig, state.chi[:, None], state.refmap], axis=1)
+    advected = operators.advection_increment(carried, v1, v2, dt, h1, h2)
+    g = state.grad
+    true_terms = physics.truesdell_terms(*phys, g[:, 0], g[:, 1], g[:, 2], g[:, 3])
+    explicit_phys = [dt * t - relax_ratio * s for t, s in zip(true_terms, dev)]
+    explicit_sheared = physics.physical_to_sheared(gamma, *explicit_phys)
+    sigma_star = sig + advected[:, :4] + np.stack(explicit_sheared, axis=1)
+    chi_new = chi_plastic + advected[:, 4] + chi_diffusion_change
+    refmap_new = state.refmap + advected[:, 5:] + dt * np.stack([v1, v2], axis=1)
+
+    # 4. Projection at the new strain: dt C:(D_affine + sym grad u) restores div sigma = 0 (Eq 30-31)
+    gamma_new = gamma + dt
+    phys_star = physics.sheared_to_physical(gamma_new, *(sigma_star[:, k] for k in range(4)))
+    velocity, grad = operators.project_velocity(np.stack(phys_star[:3], axis=1), gamma_new, dt,
+                                                mat.lame_lambda, mat.mu, wn)
+    # L_affine = [[0, 1], [0, 0]] per unit strain (Eq 35); C:D below uses the total L.
+    elastic = physics.elastic_stress_rate(grad[:, 0], grad[:, 1] + 1.0, grad[:, 2], grad[:, 3],
+                                          mat.lame_lambda, mat.mu)
+    elastic_sheared = physics.physical_to_sheared(gamma_new, *(dt * e for e in elastic))
+    sigma_new = sigma_star + np.stack(elastic_sheared, axis=1)
+    member_stuck = stuck.reshape(stuck.shape[0], -1).any(axis=1)
+    return _State(sigma_new, chi_new, refmap_new, velocity, grad), member_stuck
+
+
+def _step_fast(state: _State, gamma: float, dt: float, mat: _Material, settings: SolverSettings,
+               wn: operators.Wavenumbers, h1: float, h2: float) -> tuple[_State, np.ndarray]:
+    """The same step as :func:`_step` with the compiled kernels of :mod:`gego.stz.fast`."""
+    nb = state.chi.shape[0]
+    ny, nx = state.chi.shape[1:]
+    mu, lam = mat.mu.ravel(), mat.lame_lambda.ravel()
+    sig_star = np.empty_like(state.sigma)
+    chi_new = np.empty_like(state.chi)
+    ref_new = np.empty_like(state.refmap)
+    fft_in = np.empty((nb, 3, ny, nx))
+    stuck = np.zeros(nb, dtype=np.bool_)
+    fast.explicit_stage(state.sigma, state.chi, state.refmap, state.velocity, state.grad, gamma, dt,
+                        mu, lam, mat.eps0_per_strain.ravel(), mat.c0.ravel(), mat.chi_inf.ravel(),
+                        mat.l_chi.ravel(), settings.diffusion == "paper", settings.adapt_dev,
+                        settings.max_substeps, h1, h2, sig_star, chi_new, ref_new, fft_in, stuck)
+    gamma_new = gamma + dt
+    spec = np.fft.rfft2(fft_in, axes=(-2, -1))
+    spec_out = np.empty((nb, 6) + spec.shape[2:], dtype=complex)
+    fast.spectral_stage(spec, wn.kappa1, wn.kappa2, wn.average, gamma_new, dt, lam, mu, spec_out)
+    real = np.fft.irfft2(spec_out, s=(ny, nx), axes=(-2, -1))
+    sigma_new = np.empty_like(state.sigma)
+    velocity = np.empty_like(state.velocity)
+    grad = np.empty_like(state.grad)
+    fast.finish_stage(sig_star, real, gamma_new, dt, lam, mu, sigma_new, velocity, grad)
+    return _State(sigma_new, chi_new, ref_new, velocity, grad), stuck
+
+
+def _green_lagrange(refmap: np.ndarray, gamma: float, h1: float, h2: float):
+    """E = (F^T F - I)/2 with F = T G^-1 and G = grad_xi xi0 = I - grad_xi w (C++ compute_strain)."""
+    w1x, w1y = operators.centered_gradient(refmap[:, 0], h1, h2)
+    w2x, w2y = operators.centered_gradient(refmap[:, 1], h1, h2)
+    g11, g12, g21, g22 = 1.0 - w1x, -w1y, -w2x, 1.0 - w2y
+    inv_det = 1.0 / (g11 * g22 - g12 * g21)
+    a11, a12, a21, a22 = g22 * inv_det, -g12 * inv_det, -g21 * inv_det, g11 * inv_det  # G^-1
+    f11, f12, f21, f22 = a11 + gamma * a21, a12 + gamma * a22, a21, a22  # F = T G^-1
+    exx = 0.5 * (f11 * f11 + f21 * f21 - 1.0)
+    eyy = 0.5 * (f12 * f12 + f22 * f22 - 1.0)
+    exy = 0.5 * (f11 * f12 + f21 * f22)
+    return exx, eyy, exy
+
+
+def _record(buffers, k, members, state: _State, gamma, mat: _Material, h1, h2, store_stress):
+    """Write frame ``k`` of the active members into the output buffers."""
+    sig = state.sigma
+    phys = physics.sheared_to_physical(gamma, sig[:, 0], sig[:, 1], sig[:, 2], sig[:, 3])
+    sbar = physics.deviator_magnitude(*phys)
+    exx, eyy, exy = _green_lagrange(state.refmap, gamma, h1, h2)
+    s_y = mat.s_y_gpa[:, 0, 0]
+    axes = (1, 2)
+    buffers["strain_xy_eng"][members, k] = 2.0 * exy
+    buffers["strain_xx"][members, k] = exx
+    buffers["strain_yy"][members, k] = eyy
+    buffers["chi"][members, k] = state.chi
+    buffers["stress_xy_gpa"][members, k] = s_y * phys[2].mean(axis=axes)
+    buffers["stress_xy_sheared_gpa"][members, k] = s_y * sig[:, 2].mean(axis=axes)
+    buffers["stress_xx_gpa"][members, k] = s_y * phys[0].mean(axis=axes)
+    buffers["stress_yy_gpa"][members, k] = s_y * phys[1].mean(axis=axes)
+    buffers["stress_zz_gpa"][members, k] = s_y * phys[3].mean(axis=axes)
+    buffers["pressure_gpa"][members, k] = -s_y * (phys[0] + phys[1] + phys[3]).mean(axis=axes) / 3.0
+    buffers["deviator_mean"][members, k] = sbar.mean(axis=axes)
+    buffers["strain_xy_eng_mean"][members, k] = 2.0 * exy.mean(axis=axes)
+    buffers["chi_mean"][members, k] = state.chi.mean(axis=axes)
+    if store_stress:
+        for name, comp in zip(_STRESS_FIELD_NAMES, phys):
+            buffers[name][members, k] = mat.s_y_gpa[:, :, :] * comp
+
+
+def _finite_members(state: _State) -> np.ndarray:
+    ok = np.ones(state.chi.shape[0], dtype=bool)
+    for arr in (state.sigma, state.chi, state.refmap, state.velocity):
+        ok &= np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)
+    ok &= (state.chi.reshape(state.chi.shape[0], -1) > 0).all(axis=1)
+    return ok
+
+
+def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray, settings: SolverSettings,
+                 use_fast: bool, t_start: float, buffers: dict, reasons: list[str]) -> None:
+    """Integrate the batch members ``members`` (indices into ``params``), writing their rows of ``buffers``."""
+    ny, nx = settings.n_y, settings.nx
+    h1, h2 = settings.cell_length_angstrom / nx, settings.length_y_angstrom / ny
+    wn = operators.wavenumbers(nx, ny, settings.cell_length_angstrom, settings.length_y_angstrom,
+                               settings.derivative)
+    mat = _Material.from_params([params[m] for m in members])
+    n_out = settings.n_frames + 1
+    dt = settings.gamma_final / (settings.n_frames * settings.steps_per_frame)
+    gamma_frames = settings.gamma_final * np.arange(n_out) / settings.n_frames
+    n = members.size
+    state = _State(sigma=np.zeros((n, 4, ny, nx)), chi=chi0[members].copy(), refmap=np.zeros((n, 2, ny, nx)),
+                   velocity=np.zeros((n, 2, ny, nx)), grad=np.zeros((n, 4, ny, nx)))
+    _record(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
+    step = _step_fast if use_fast else _step
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for k in range(1, n_out):
+            for j in range(settings.steps_per_frame):
+                gamma = gamma_frames[k - 1] + j * dt
+                state, stuck = step(state, gamma, dt, mat, settings, wn, h1, h2)
+                if stuck.any():
+                    for m in members[stuck]:
+                        reasons[m] = (f"stiffness cap: more than {settings.max_substeps} plastic sub-steps"
+                                      f" in one step at gamma={gamma:.4g}")
+                    keep = ~stuck
+                    members, state, mat = members[keep], state.take(keep), mat.take(keep)
+                    if members.size == 0:
+                        return
+            finite = _finite_members(state)
+            if not finite.all():
+                for m in members[~finite]:
+                    reasons[m] = f"non-finite or non-positive state before frame {k} (gamma={gamma_frames[k]:.4g})"
+                members, state, mat = members[finite], state.take(finite), mat.take(finite)
+                if members.size == 0:
+                    return
+            _record(buffers, k, members, state, gamma_frames[k], mat, h1, h2, settings.store_stress_fields)
+            if time.perf_counter() - t_start > settings.max_wall_s and k < n_out - 1:
+                for m in members:
+                    reasons[m] = f"wall-time cap {settings.max_wall_s:g} s reached at frame {k}"
+                return
+
+
+def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *, energy_final_ev=None,
+                   settings: SolverSettings = SolverSettings()) -> list[STZResult]:
+    """Run the STZ model for several parameter sets sharing grid, frames and initial energy.
+
+    The batch is a leading array axis: one numpy call advances every member, and each
+    member's numbers equal those of a single :func:`simulate` call (to round-off).
+
+    Parameters
+    ----------
+    params : sequence of :class:`STZParams`.
+    energy_initial_ev : ``(ny, nx)`` coarse-grained potential energy at gamma = 0, eV/atom;
+        resampled (periodic cubic) to the solver grid if its shape differs.
+    energy_final_ev : ``(ny, nx)`` final energy frame, eV/atom; needed when a member has
+        ``chi_inf=None`` (then chi_inf = beta (max E_final - E0)).
+    settings : :class:`SolverSettings`.
+
+    Returns
+    -------
+    list of :class:`STZResult`, one per parameter set, in order. Numerical failures
+    (non-finite state, sub-step cap, wall-time cap) give ``status="failed"`` with a reason.
+
+    Raises
+    ------
+    ConfigError
+        Invalid parameters or settings, or a non-positive initial chi.
+    """
+    t_start = time.perf_counter()
+    settings.validate()
+    params = list(params)
+    if not params:
+        return []
+    prepared = [prepare_chi(p, energy_initial_ev, energy_final_ev, settings) for p in params]
+    params = [p for p, _ in prepared]
+    n_batch, ny, nx = len(params), settings.n_y, settings.nx
+    n_out = settings.n_frames + 1
+    names = list(_FIELD_NAMES) + (list(_STRESS_FIELD_NAMES) if settings.store_stress_fields else [])
+    buffers = {name: np.full((n_batch, n_out, ny, nx), np.nan) for name in names}
+    buffers.update({name: np.full((n_batch, n_out), np.nan) for name in _MEAN_NAMES})
+    reasons = [""] * n_batch
+    gamma_frames = settings.gamma_final * np.arange(n_out) / settings.n_frames
+    use_fast = settings.backend == "numba" or (settings.backend == "auto" and fast.AVAILABLE)
+    if use_fast and not fast.AVAILABLE:
+        raise ConfigError("solver setting backend='numba' needs the numba package (pip install numba)")
+    chi0 = np.stack([c for _, c in prepared])
+    chunks = [c for c in np.array_split(np.arange(n_batch), min(settings.threads, n_batch)) if c.size]
+    if len(chunks) == 1:
+        _run_members(chunks[0], params, chi0, settings, use_fast, t_start, buffers, reasons)
+    else:  # members are independent: threads over chunks (the numba kernels and FFTs release the GIL)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(chunks)) as pool:
+            futures = [pool.submit(_run_members, c, params, chi0, settings, use_fast, t_start, buffers, reasons)
+                       for c in chunks]
+            for f in futures:
+                f.result()
+
+    wall = (time.perf_counter() - t_start) / n_batch
+    results = []
+    for b, p in enumerate(params):
+        stress_fields = {name: buffers[name][b] for name in _STRESS_FIELD_NAMES if name in buffers}
+        results.append(STZResult(
+            status="failed" if reasons[b] else "ok", reason=reasons[b], params=p, settings=settings,
+            gamma=gamma_frames.copy(), wall_time_s=wall, stress_fields=stress_fields,
+            **{name: buffers[name][b] for name in list(_FIELD_NAMES) + list(_MEAN_NAMES)}))
+    return results
+
+
+def simulate(params: STZParams, energy_initial_ev: np.ndarray, *, energy_final_ev=None,
+             settings: SolverSettings = SolverSettings()) -> STZResult:
+    """Run the STZ model once; see :func:`simulate_batch` for the arguments."""
+    return simulate_batch([params], energy_initial_ev, energy_final_ev=energy_final_ev, settings=settings)[0]

@@ -1,0 +1,262 @@
+"""The EGO loop (Alg 1): convergence, determinism, batches, failures, stopping, resume."""
+
+import math
+
+import numpy as np
+import pytest
+
+import gego.optimize.acquisition as acquisition
+from gego.errors import ConfigError
+from gego.optimize import Study, StudyError, best_after, load_study, minimize, minimize_repeats
+from gego.optimize.design import make_box, to_unit
+from gego.optimize.loop import EgoSettings, refit_schedule, surrogate_at
+from gego.optimize.study import EvaluationRecord
+
+# Cheap settings: these tests are about the loop, not the quality of the surrogate.
+FAST = dict(surrogate_options={"n_restarts": 1}, n_candidates=256, acquisition_options={"n_polish": 1})
+BOX = [(-1.0, 2.0), (0.0, 3.0)]
+
+
+def bowl(x):
+    """Smooth bowl, minimum 0 at (0.5, 1.2)."""
+    return float((x[0] - 0.5) ** 2 + 2.0 * (x[1] - 1.2) ** 2)
+
+
+def branin(x):
+    x1, x2 = x
+    return float((x2 - 5.1 / (4 * np.pi**2) * x1**2 + 5 / np.pi * x1 - 6) ** 2
+                 + 10 * (1 - 1 / (8 * np.pi)) * np.cos(x1) + 10)
+
+
+def params(result):
+    return np.array([r.x for r in result.history])
+
+
+def test_finds_the_branin_minimum_with_few_evaluations():
+    result = minimize(branin, [(-5, 10), (0, 15)], n_init=8, budget=28, seed=0)
+    # Global minimum 0.397887 (three minimisers); random search with 28 points is typically > 1.
+    assert result.fun < 0.45
+    assert result.nfev == 28 and result.nit == 20 and result.stop_reason == "budget" and result.success
+    complete = [r for r in result.history if r.status == "complete"]
+    assert result.fun == min(r.objective for r in complete)
+    np.testing.assert_array_equal(result.x, min(complete, key=lambda r: r.objective).x)
+    assert [r.iteration for r in result.history] == [0] * 8 + list(range(1, 21))
+
+
+def test_same_seed_same_history_other_seed_differs():
+    a = minimize(bowl, BOX, n_init=5, budget=10, seed=3, **FAST)
+    b = minimize(bowl, BOX, n_init=5, budget=10, seed=3, **FAST)
+    c = minimize(bowl, BOX, n_init=5, budget=10, seed=4, **FAST)
+    np.testing.assert_array_equal(params(a), params(b))
+    assert not np.array_equal(params(a)[:5], params(c)[:5])
+
+
+def test_trace_is_the_best_so_far_per_iteration():
+    result = minimize(bowl, BOX, n_init=5, budget=11, seed=1, batch_size=2, **FAST)
+    trace = result.trace
+    np.testing.assert_array_equal(trace.iteration, [0, 1, 2, 3])
+    np.testing.assert_array_equal(trace.nfev, [5, 7, 9, 11])
+    for t, best_fun, best_x in zip(trace.iteration, trace.best_fun, trace.best_x):
+        upto = [r for r in result.history if r.iteration <= t]
+        best = min(upto, key=lambda r: r.objective)
+        assert best_fun == best.objective
+        np.testing.assert_array_equal(best_x, best.x)
+    assert np.all(np.diff(trace.best_fun) <= 0)
+    values = [r.objective for r in result.history]
+    np.testing.assert_array_equal(best_after(result.history, [1, 5, 11, 50]),
+                                  [values[0], min(values[:5]), min(values), min(values)])
+
+
+def test_batches_respect_the_budget_and_both_strategies_give_distinct_points():
+    for strategy in ("kriging_believer", "constant_liar"):
+        result = minimize(bowl, BOX, n_init=5, budget=12, seed=2, batch_size=3, strategy=strategy,
+                          executor="serial", **FAST)
+        assert result.nfev == 12
+        assert [r.iteration for r in result.history] == [0] * 5 + [1, 1, 1, 2, 2, 2, 3]
+        X = params(result)
+        distances = np.linalg.norm(X[:, None] - X[None], axis=-1) + np.eye(len(X))
+        assert distances.min() > 1e-6
+
+
+def test_vectorized_objective_sees_whole_batches_and_proposes_the_same_points():
+    shapes = []
+
+    def bowl_batch(X):
+        shapes.append(X.shape)
+        return [bowl(x) for x in X]
+
+    batched = minimize(bowl_batch, BOX, n_init=4, budget=10, seed=5, batch_size=3, vectorized=True, **FAST)
+    pointwise = minimize(bowl, BOX, n_init=4, budget=10, seed=5, batch_size=3, executor="serial", **FAST)
+    assert shapes == [(4, 2), (3, 2), (3, 2)]
+    np.testing.assert_array_equal(params(batched), params(pointwise))
+    assert [r.objective for r in batched.history] == [r.objective for r in pointwise.history]
+
+
+def test_failed_evaluations_are_recorded_excluded_and_avoided(monkeypatch):
+    seen = []
+    real_propose = acquisition.propose_batch
+
+    def spy(gp, f_min, q, **kwargs):
+        seen.append((gp.n_train, kwargs["avoid"]))
+        return real_propose(gp, f_min, q, **kwargs)
+
+    monkeypatch.setattr(acquisition, "propose_batch", spy)
+
+    def fragile(x):
+        if x[0] > 1.2:
+            raise RuntimeError("solver diverged")
+        if x[1] > 2.2:
+            return float("nan")
+        return {"objective": bowl(x), "components": {"d_field": 0.5 * bowl(x), "d_curve": 0.25}}
+
+    result = minimize(fragile, BOX, n_init=10, budget=16, seed=0, **FAST)
+    failed = [r for r in result.history if r.status == "failed"]
+    complete = [r for r in result.history if r.status == "complete"]
+    assert result.n_failed == len(failed) > 0 and result.nfev == 16 and math.isfinite(result.fun)
+    assert all(("solver diverged" in r.error) or ("not finite" in r.error) for r in failed)
+    assert all(r.objective is None for r in failed)
+    assert all(r.components["d_curve"] == 0.25 for r in complete)
+    box = make_box(BOX)
+    for n_train, avoid in seen:
+        it_failed = [r for r in result.history if r.status == "failed"][: len(avoid)]
+        np.testing.assert_array_equal(avoid, to_unit(np.array([r.x for r in it_failed]), box))
+    # The GP of iteration t was trained on exactly the completed rows of earlier iterations.
+    for t, (n_train, _) in enumerate(seen, start=1):
+        assert n_train == sum(r.status == "complete" and r.iteration < t for r in result.history)
+
+
+def test_all_failing_design_falls_back_to_random_exploration():
+    result = minimize(lambda x: float("nan"), BOX, n_init=3, budget=6, seed=0, **FAST)
+    assert result.n_failed == 6 and not result.success and result.fun == math.inf
+    assert np.all(np.isnan(result.x))
+
+
+def test_stopping_rules():
+    threshold = minimize(bowl, BOX, n_init=6, budget=40, seed=0, threshold=0.5, **FAST)
+    assert threshold.stop_reason == "threshold" and threshold.fun <= 0.5
+    # It stops at the first iteration that reaches the threshold.
+    assert np.all(threshold.trace.best_fun[:-1] > 0.5)
+
+    flat = minimize(lambda x: 1.0, BOX, n_init=4, budget=40, seed=0, patience=3, **FAST)
+    assert flat.stop_reason == "patience" and flat.nit == 3 and flat.nfev == 7
+
+    timed = minimize(bowl, BOX, n_init=4, budget=40, seed=0, max_time_s=1e-9, **FAST)
+    assert timed.stop_reason == "max_time" and timed.nfev == 4
+
+    calls = []
+
+    def stop_at_two(info):
+        calls.append(info)
+        return info.iteration == 2
+
+    stopped = minimize(bowl, BOX, n_init=4, budget=40, seed=0, callback=stop_at_two, **FAST)
+    assert stopped.stop_reason == "callback" and stopped.nit == 2
+    assert [c.iteration for c in calls] == [0, 1, 2] and calls[-1].nfev == 6
+    assert calls[-1].best_fun == min(r.objective for r in stopped.history)
+
+
+def test_extending_a_study_continues_exactly(tmp_path):
+    path = tmp_path / "bowl.sqlite"
+    first = minimize(bowl, BOX, n_init=5, budget=8, seed=9, study=path, **FAST)
+    assert first.nfev == 8 and first.study_path == path
+    extended = minimize(bowl, BOX, n_init=5, budget=12, seed=9, study=path, **FAST)
+    straight = minimize(bowl, BOX, n_init=5, budget=12, seed=9, **FAST)
+    np.testing.assert_array_equal(params(extended), params(straight))
+    assert load_study(path).x.shape == (12, 2)
+
+
+def test_a_crash_mid_evaluation_is_resumed_exactly(tmp_path):
+    path = tmp_path / "crash.sqlite"
+    calls = []
+
+    def crashing(x):
+        calls.append(x)
+        if len(calls) == 8:  # the process dies while evaluating row 8 (an EGO row)
+            raise KeyboardInterrupt
+        return bowl(x)
+
+    with pytest.raises(KeyboardInterrupt):
+        minimize(crashing, BOX, n_init=5, budget=11, seed=4, study=path, refit_every=2, **FAST)
+    with Study.open(path) as study:
+        assert [r.status for r in study.records()].count("running") == 1
+    resumed = minimize(bowl, BOX, n_init=5, budget=11, seed=4, study=path, refit_every=2, **FAST)
+    straight = minimize(bowl, BOX, n_init=5, budget=11, seed=4, refit_every=2, **FAST)
+    np.testing.assert_array_equal(params(resumed), params(straight))
+    assert [r.objective for r in resumed.history] == [r.objective for r in straight.history]
+    assert resumed.history[7].attempts == 2 and all(r.attempts == 1 for r in resumed.history[8:])
+
+
+def test_resuming_with_another_configuration_is_refused(tmp_path):
+    path = tmp_path / "s.sqlite"
+    minimize(bowl, BOX, n_init=4, budget=4, seed=1, study=path, config={"model": "stz"}, **FAST)
+    with pytest.raises(StudyError, match="'seed' differs"):
+        minimize(bowl, BOX, n_init=4, budget=6, seed=2, study=path, config={"model": "stz"}, **FAST)
+    with pytest.raises(StudyError, match="'bounds' differs"):
+        minimize(bowl, [(-1.0, 2.0), (0.0, 4.0)], n_init=4, budget=6, seed=1, study=path,
+                 config={"model": "stz"}, **FAST)
+    with pytest.raises(StudyError, match="'config' differs"):
+        minimize(bowl, BOX, n_init=4, budget=6, seed=1, study=path, config={"model": "other"}, **FAST)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_init": 1}, "n_init"),
+        ({"budget": 3}, "budget: expected at least n_init"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"strategy": "thompson"}, "strategy"),
+        ({"design": "grid"}, "design"),
+        ({"executor": "mpi"}, "executor"),
+        ({"patience": 0}, "patience"),
+        ({"executor": "process"}, "cannot be sent to worker processes"),
+    ],
+)
+def test_bad_arguments_give_one_line_config_errors(kwargs, message):
+    arguments = dict(n_init=4, budget=6, seed=0) | kwargs
+    with pytest.raises(ConfigError, match=message):
+        minimize(lambda x: bowl(x), BOX, **arguments)
+
+
+def test_refit_schedule_is_a_function_of_the_history():
+    def history(per_iteration, failed_at=()):
+        rows, row_id = [], 0
+        for it, n in enumerate(per_iteration):
+            for _ in range(n):
+                row_id += 1
+                status = "failed" if (it, row_id) in failed_at or it in failed_at else "complete"
+                rows.append(EvaluationRecord(row_id, it, np.zeros(2), 1.0 if status == "complete" else None,
+                                             status=status))
+        return rows
+
+    rows = history([10] + [1] * 12)
+    assert refit_schedule(rows, 12, None) == list(range(1, 13))  # small N: refit every iteration
+    assert refit_schedule(rows, 12, 3) == [1, 4, 7, 10]
+    assert refit_schedule(history([200] + [1] * 12), 12, None) == [1, 11]  # 5 % of 200 = 10 new points
+    # Failed design rows do not count: the first fit waits for 2 completed points.
+    assert refit_schedule(history([3, 1, 1, 1], failed_at=(0,)), 3, None) == [3]
+
+
+def test_replayed_surrogate_is_bit_identical_to_the_live_one(tmp_path):
+    path = tmp_path / "replay.sqlite"
+    minimize(bowl, BOX, n_init=6, budget=12, seed=8, study=path, refit_every=3, **FAST)
+    box = make_box(BOX)
+    settings = EgoSettings(n_init=6, seed=8, refit_every=3, n_candidates=256,
+                           surrogate_options={"n_restarts": 1}, acquisition_options={"n_polish": 1})
+    probe = np.random.default_rng(0).random((50, 2))
+    with Study.open(path) as study:
+        history = study.records()
+        assert sorted(study.fits()) == refit_schedule(history, 6, 3) == [1, 4]
+        live = None
+        for t in range(1, 7):  # carried forward one iteration at a time, as in a run
+            live = surrogate_at(t, history, box, settings, study, live)
+        replayed = surrogate_at(6, history, box, settings, study, None)
+    assert live.gp.n_train == replayed.gp.n_train == 11
+    for a, b in zip(live.gp.predict(probe), replayed.gp.predict(probe)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_repeats_over_seeds_have_their_own_studies(tmp_path):
+    results = minimize_repeats(bowl, BOX, seeds=[1, 2], study_dir=tmp_path, n_init=4, budget=6, **FAST)
+    assert [r.study_path.name for r in results] == ["seed-1.sqlite", "seed-2.sqlite"]
+    assert not np.array_equal(params(results[0]), params(results[1]))
+    assert all(r.nfev == 6 for r in results)

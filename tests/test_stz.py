@@ -1,0 +1,304 @@
+"""Correctness of the STZ continuum solver (gego.stz): analytic limits, an independent 0-D ODE,
+symmetry, discrete identities, and the authors' C++ output (valtruth.npz)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hyp_settings, strategies as st
+from scipy.integrate import solve_ivp
+from scipy.linalg import expm
+
+from gego.errors import ConfigError
+from gego.stz import SolverSettings, STZParams, VALIDATION_TARGET, simulate, simulate_batch
+from gego.stz import operators, physics
+
+VALTRUTH = Path("/work/shared/data/stz_reference/valtruth.npz")
+
+
+@pytest.fixture(scope="module")
+def energy():
+    from gego.datasets import load_cuzr
+
+    return load_cuzr()["energy"].values
+
+
+# ---------------------------------------------------------------- 0-D limits (uniform fields)
+
+def _stz_ode_rhs(params: STZParams, chi_inf: float):
+    """Independent 0-D STZ model under simple shear, in units of s_y, time = applied strain.
+
+    d sigma/d gamma = C:(D - D^pl) + L sigma + sigma L^T (Truesdell, Eq 30, L = [[0,1],[0,0]], tr L = 0),
+    D^pl = D S/|S| (Eq 32-33), d chi/d gamma = 2 D |S| (chi_inf - chi) / c0 (Eq 29).
+    """
+    mu = params.mu_gpa / params.s_y_gpa
+    eps = params.eps0 / (params.tau0_s * params.rate_per_s)
+
+    def rhs(_, y):
+        sxx, syy, sxy, szz, chi = y
+        mean = (sxx + syy + szz) / 3
+        dev = np.array([sxx - mean, syy - mean, sxy, szz - mean])
+        sbar = np.sqrt(0.5 * (dev[0] ** 2 + dev[1] ** 2 + dev[3] ** 2) + dev[2] ** 2)
+        if sbar >= 1:
+            f = -2 + sbar + np.exp(-sbar) * (2 + sbar)
+            d = eps * np.exp(-1 / chi) * (1 - 1 / sbar) * f
+        else:
+            d = 0.0
+        plastic = 2 * mu * d * dev / max(sbar, 1e-300)
+        dsig = np.array([2 * sxy, 0.0, syy + mu, 0.0]) - plastic
+        dchi = 2 * d * sbar * (chi_inf - chi) / params.c0
+        return np.concatenate([dsig, [dchi]])
+
+    return rhs
+
+
+def test_uniform_chi_matches_ode_solution():
+    """Uniform initial chi: the fields stay uniform and converge (first order in dt) to the 0-D ODE."""
+    params = dataclasses.replace(VALIDATION_TARGET, chi_inf=0.1337, c0=0.3)
+    energy_uniform = np.full((4, 4), -3.3606)
+    chi0 = params.beta_per_ev * (-3.3606 - params.e0_ev)
+    sol = solve_ivp(_stz_ode_rhs(params, 0.1337), (0, 0.25), [0, 0, 0, 0, chi0], method="Radau",
+                    rtol=1e-11, atol=1e-13, dense_output=True)
+    errors = []
+    for spf in (10, 20):
+        res = simulate(params, energy_uniform, settings=SolverSettings(n=4, n_frames=25, gamma_final=0.25,
+                                                                        steps_per_frame=spf))
+        assert res.ok
+        assert np.ptp(res.chi, axis=(1, 2)).max() < 1e-12  # stays uniform
+        exact = sol.sol(res.gamma)
+        stress_exact = params.s_y_gpa * exact[2]
+        err_stress = np.max(np.abs(res.stress_xy_gpa - stress_exact)) / np.max(stress_exact)
+        err_chi = np.max(np.abs(res.chi[:, 0, 0] - exact[4])) / chi0
+        errors.append((err_stress, err_chi))
+    assert exact[4, -1] > 1.2 * chi0, "test must exercise plasticity and chi growth"
+    (s1, c1), (s2, c2) = errors
+    assert s2 < 0.02 and c2 < 0.02  # first-order splitting error at dt = 5e-4
+    assert s2 < 0.65 * s1 and c2 < 0.65 * c1  # first-order convergence to the ODE
+
+
+def test_below_yield_is_exact_finite_strain_hypoelastic():
+    """No yield: sigma(gamma) solves d sigma/d gamma = C:D + L sigma + sigma L^T (matrix exponential)."""
+    params = dataclasses.replace(VALIDATION_TARGET, s_y_gpa=100.0, bulk_gpa=75.0, chi_inf=0.13)
+    res = simulate(params, np.full((4, 4), -3.36), settings=SolverSettings(n=4, n_frames=10, steps_per_frame=50))
+    mu = params.mu_gpa
+    lam = params.bulk_gpa - 2 * mu / 3
+    # x = (sxx, syy, sxy, szz, 1): linear system with the constant C:D_affine = (0, 0, mu, 0)
+    a = np.zeros((5, 5))
+    a[0, 2] = 2.0
+    a[2, 1] = 1.0
+    a[2, 4] = mu
+    exact = np.array([expm(a * g) @ np.array([0, 0, 0, 0, 1.0]) for g in res.gamma])
+    assert np.allclose(res.stress_xy_gpa, exact[:, 2], rtol=1e-12, atol=1e-12)
+    dt = 0.5 / 500
+    # sigma_xx is integrated by the rectangle rule in the sheared frame: error mu gamma dt
+    assert np.allclose(res.stress_xx_gpa, exact[:, 0], atol=1.01 * mu * 0.5 * dt)
+    assert np.allclose(res.stress_yy_gpa, 0, atol=1e-12) and np.allclose(res.stress_zz_gpa, 0, atol=1e-12)
+    assert lam > 0
+    assert np.allclose(res.strain_xy_eng, res.gamma[:, None, None], atol=1e-12)
+    assert np.allclose(res.strain_yy, 0.5 * res.gamma[:, None, None] ** 2, atol=1e-12)
+
+
+# ---------------------------------------------------------------- discrete identities
+
+@hyp_settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), gamma=st.floats(-0.5, 1.0), kind=st.sampled_from(["box", "spectral"]))
+def test_projection_makes_stress_divergence_free(seed, gamma, kind):
+    rng = np.random.default_rng(seed)
+    ny, nx = 12, 16
+    wn = operators.wavenumbers(nx, ny, 160.0, 120.0, kind)
+    star = rng.normal(size=(2, 3, ny, nx))
+    lam, mu = np.array([40.0, 10.0])[:, None, None], np.array([20.0, 5.0])[:, None, None]
+    dt = 1e-3
+    _, grad = operators.project_velocity(star, gamma, dt, lam, mu, wn)
+    elastic = physics.elastic_stress_rate(grad[:, 0], grad[:, 1], grad[:, 2], grad[:, 3], lam, mu)
+    corrected = star + dt * np.stack(elastic[:3], axis=1)
+    spec = np.fft.rfft2(corrected, axes=(-2, -1))
+    kx, ky = wn.kappa1, wn.kappa2 - gamma * wn.kappa1
+    div_x = kx * spec[:, 0] + ky * spec[:, 2]
+    div_y = kx * spec[:, 2] + ky * spec[:, 1]
+    scale = np.abs(kx * np.fft.rfft2(star, axes=(-2, -1))[:, 0]).max()
+    assert np.abs(div_x).max() < 1e-10 * scale and np.abs(div_y).max() < 1e-10 * scale
+
+
+@hyp_settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), gamma=st.floats(-0.5, 1.0))
+def test_diffusion_conserves_chi_and_vanishes_on_constants(seed, gamma):
+    rng = np.random.default_rng(seed)
+    chi = rng.uniform(0.05, 0.2, size=(2, 10, 14))
+    kappa = rng.uniform(0, 50, size=(2, 10, 14))
+    div = operators.diffusion_divergence(chi, kappa, gamma, 12.5, 10.0)
+    assert abs(div.sum(axis=(1, 2))).max() < 1e-12 * np.abs(div).max() * div[0].size
+    assert np.abs(operators.diffusion_divergence(np.full_like(chi, 0.1), kappa, gamma, 12.5, 10.0)).max() < 1e-15
+
+
+def test_diffusion_matches_sheared_laplacian_for_smooth_field():
+    """Constant K: div(K grad_x chi) = K[(1+g^2) d11 - 2 g d12 + d22] chi, checked on a smooth mode."""
+    n, length, gamma, k_const = 64, 400.0, 0.4, 7.0
+    xi = (np.arange(n) + 0.5) * length / n
+    x1, x2 = np.meshgrid(xi, xi, indexing="xy")
+    a, b = 2 * np.pi / length, 4 * np.pi / length
+    chi = np.sin(a * x1 + b * x2)[None]
+    div = operators.diffusion_divergence(chi, np.full_like(chi, k_const), gamma, length / n, length / n)
+    exact = -k_const * ((1 + gamma**2) * a * a - 2 * gamma * a * b + b * b) * chi
+    assert np.abs(div - exact).max() < 2e-2 * np.abs(exact).max()
+
+
+def test_paper_and_code_diffusivity_forms():
+    d = np.array([0.0, 1.0, 3.0])
+    assert np.allclose(physics.chi_diffusivity(d, 10.0, 0.5, "code"), 100 * d)
+    assert np.allclose(physics.chi_diffusivity(d, 10.0, 0.5, "paper"), 100 * np.sqrt(2) * d / 0.5)
+
+
+@hyp_settings(max_examples=40, deadline=None)
+@given(sbar=st.floats(0.5, 3.0), chi=st.floats(0.05, 0.3), dt=st.floats(1e-6, 1e-2))
+def test_plastic_step_relaxes_towards_yield_and_chi_inf(sbar, chi, dt):
+    drop, chi_new, stuck = physics.integrate_plastic_step(
+        np.array([sbar]), np.array([chi]), dt, mu=20.0, eps0_per_strain=7e5, c0=0.5, chi_inf=0.15)
+    assert not stuck[0]
+    if sbar < 1:
+        assert drop[0] == 0 and chi_new[0] == chi
+        return
+    assert 0 <= drop[0] <= sbar - 1 + 2e-3 + 1e-12  # never overshoots yield by more than one sub-step
+    assert min(chi, 0.15) - 1e-12 <= chi_new[0] <= max(chi, 0.15) + 1e-12
+
+
+def test_stress_transform_roundtrip_and_physical_shear():
+    rng = np.random.default_rng(3)
+    comps = tuple(rng.normal(size=5) for _ in range(4))
+    back = physics.physical_to_sheared(0.37, *physics.sheared_to_physical(0.37, *comps))
+    assert all(np.allclose(a, b) for a, b in zip(back, comps))
+    # C++ variables: Sigma = [[-p-q+s, tau], [tau, -p-q-s]]; sigma_xy = tau - gamma (p + q + s)
+    p, q, s, tau, g = 0.3, -0.1, 0.2, 0.9, 0.25
+    phys = physics.sheared_to_physical(g, -p - q + s, -p - q - s, tau, -p + 2 * q)
+    assert np.isclose(phys[2], tau - g * (p + q + s))
+    assert np.isclose(physics.deviator_magnitude(-p - q + s, -p - q - s, tau, -p + 2 * q),
+                      np.sqrt(s * s + tau * tau + 3 * q * q))
+
+
+# ---------------------------------------------------------------- symmetry, inputs, failures
+
+def test_translation_of_energy_translates_band(energy):
+    settings = SolverSettings(n_frames=30, gamma_final=0.3, steps_per_frame=20)
+    base = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1], settings=settings)
+    shifted = simulate(VALIDATION_TARGET, np.roll(energy[0], (5, -3), axis=(0, 1)), energy_final_ev=energy[-1],
+                       settings=settings)
+    assert base.ok and shifted.ok
+    rolled = np.roll(base.strain_xy_eng, (5, -3), axis=(1, 2))
+    assert np.abs(shifted.strain_xy_eng - rolled).max() < 1e-6
+    assert np.abs(shifted.chi - np.roll(base.chi, (5, -3), axis=(1, 2))).max() < 1e-8
+    row_base = base.strain_xy_eng[-1].mean(axis=1).argmax()
+    assert shifted.strain_xy_eng[-1].mean(axis=1).argmax() == (row_base + 5) % 32
+    assert base.strain_xy_eng[-1].max() > 0.5, "a band must have formed for the test to mean anything"
+
+
+def test_derived_chi_inf_and_config_errors(energy):
+    tiny = SolverSettings(n=4, n_frames=1, steps_per_frame=1, gamma_final=0.001)
+    res = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1], settings=tiny)
+    assert np.isclose(res.params.chi_inf * 21000, 2806.9732907749035)
+    with pytest.raises(ConfigError, match="c0"):
+        simulate(dataclasses.replace(VALIDATION_TARGET, c0=-1.0), energy[0], energy_final_ev=energy[-1])
+    with pytest.raises(ConfigError, match="e0_ev"):
+        simulate(dataclasses.replace(VALIDATION_TARGET, e0_ev=-3.30), energy[0], energy_final_ev=energy[-1])
+    with pytest.raises(ConfigError, match="chi_inf"):
+        simulate(VALIDATION_TARGET, energy[0])  # chi_inf None and no final energy
+    with pytest.raises(ConfigError, match="steps_per_frame"):
+        simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1],
+                 settings=SolverSettings(steps_per_frame=0))
+
+
+def test_failures_are_reported_not_silent(energy):
+    # the plastic sub-steps per step scale with the elastic load per step, 2 (mu / s_y) dt
+    settings = SolverSettings(n=16, n_frames=10, gamma_final=0.2, steps_per_frame=50, max_substeps=150)
+    stiff = dataclasses.replace(VALIDATION_TARGET, s_y_gpa=0.01)
+    good, bad = simulate_batch([VALIDATION_TARGET, stiff], energy[0], energy_final_ev=energy[-1],
+                               settings=settings)
+    assert good.ok and bad.status == "failed" and "stiffness" in bad.reason
+    assert np.isnan(bad.stress_xy_gpa[-1]) and np.isfinite(bad.stress_xy_gpa[0])
+    single = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1], settings=settings)
+    assert np.array_equal(single.strain_xy_eng, good.strain_xy_eng)
+    slow = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1],
+                    settings=dataclasses.replace(settings, max_wall_s=1e-9))
+    assert slow.status == "failed" and "wall-time" in slow.reason
+
+
+def test_batch_equals_single_runs(energy):
+    settings = SolverSettings(n_frames=20, gamma_final=0.3, steps_per_frame=10)
+    batch = [VALIDATION_TARGET, dataclasses.replace(VALIDATION_TARGET, c0=0.2, s_y_gpa=0.9),
+             dataclasses.replace(VALIDATION_TARGET, beta_per_ev=7.0, l_chi_angstrom=10.0, chi_inf=0.14)]
+    results = simulate_batch(batch, energy[0], energy_final_ev=energy[-1], settings=settings)
+    threaded = simulate_batch(batch, energy[0], energy_final_ev=energy[-1],
+                              settings=dataclasses.replace(settings, threads=2))
+    for r, t in zip(results, threaded):
+        assert np.array_equal(r.strain_xy_eng, t.strain_xy_eng) and np.array_equal(r.chi, t.chi)
+    for p, r in zip(batch, results):
+        single = simulate(p, energy[0], energy_final_ev=energy[-1], settings=settings)
+        for name in ("strain_xy_eng", "chi", "stress_xy_gpa", "stress_xy_sheared_gpa"):
+            assert np.abs(single[name] - r[name]).max() <= 1e-10
+
+
+def test_result_dataset_layout(energy):
+    res = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1],
+                   settings=SolverSettings(n=8, ny=12, n_frames=4, gamma_final=0.02, steps_per_frame=2,
+                                           store_stress_fields=True))
+    ds = res.to_dataset()
+    assert dict(ds.sizes) == {"frame": 5, "y": 12, "x": 8}
+    for name in ("gamma", "strain_xy_eng", "chi", "temperature_k", "stress_xy_gpa", "stress_xy_sheared_gpa",
+                 "stress_field_xy_gpa"):
+        assert name in ds.variables
+    assert np.allclose(ds["temperature_k"].values, 21000 * res["chi"])
+    assert ds.attrs["param_c0"] == VALIDATION_TARGET.c0 and ds.attrs["wall_time_s"] > 0
+    assert np.allclose(res["stress_field_xy_gpa"].mean(axis=(1, 2)), res["stress_xy_gpa"])
+
+
+# ---------------------------------------------------------------- against the authors' C++ output
+
+@pytest.mark.skipif(not VALTRUTH.is_file(), reason="valtruth.npz not available")
+def test_matches_cpp_reference_at_60_steps(energy):
+    ref = np.load(VALTRUTH)
+    res = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1],
+                   settings=SolverSettings(steps_per_frame=60))
+    assert res.ok
+    s_y = VALIDATION_TARGET.s_y_gpa
+    ref_stress = s_y * ref["sigxy_phys_mean"]
+    assert np.abs(res.stress_xy_gpa - ref_stress).max() <= 0.02 * ref_stress.max()
+    assert np.abs(res.stress_xy_sheared_gpa - s_y * ref["tau_mean"]).max() <= 0.02 * ref_stress.max()
+    ours, theirs = res.strain_xy_eng[-1].mean(axis=1), 2 * ref["Exy"][-1].mean(axis=1)
+    assert abs(int(ours.argmax()) - int(theirs.argmax())) <= 1
+    assert np.corrcoef(ours, theirs)[0, 1] >= 0.98
+    assert np.corrcoef(res.chi[-1].ravel(), ref["tem"][-1].ravel())[0, 1] >= 0.98
+    assert abs(ours.max() / theirs.max() - 1) < 0.05
+
+
+# ---------------------------------------------------------------- refinement (reduced by default)
+
+def _band_stats(res):
+    rows = res.strain_xy_eng[-1].mean(axis=1)
+    return res.strain_xy_eng[-1].max(), rows.argmax() / rows.size, np.nanmax(res.stress_xy_gpa)
+
+
+def test_time_step_refinement_reduced(energy):
+    """Band peak 2E_xy and peak stress change little when steps per frame double (reduced run)."""
+    stats = []
+    for spf in (30, 60):
+        res = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1],
+                       settings=SolverSettings(n_frames=20, gamma_final=0.2, steps_per_frame=spf))
+        stats.append(_band_stats(res))
+    (peak1, pos1, s1), (peak2, pos2, s2) = stats
+    assert abs(peak1 / peak2 - 1) < 0.05 and abs(s1 / s2 - 1) < 0.01 and pos1 == pos2
+
+
+@pytest.mark.slow
+def test_grid_refinement_32_to_64(energy):
+    """Grid 32 -> 64 (energy resampled periodic-cubic): stress curve and band position agree."""
+    out = {}
+    for n in (32, 64):
+        res = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(n=n))
+        out[n] = res
+    s32, s64 = out[32].stress_xy_gpa, out[64].stress_xy_gpa
+    assert np.abs(s32 - s64).max() < 0.1 * s32.max()
+    pos32 = (out[32].strain_xy_eng[-1].mean(axis=1).argmax() + 0.5) / 32
+    pos64 = (out[64].strain_xy_eng[-1].mean(axis=1).argmax() + 0.5) / 64
+    assert abs(pos32 - pos64) <= 2 / 32

@@ -251,3 +251,24 @@ def test_ei_uses_std_not_its_square_root():
     """Guard against the authors' script: doubling std at mean = f_min doubles EI."""
     assert expected_improvement(0.0, 2.0, 0.0) == pytest.approx(2 * expected_improvement(0.0, 1.0, 0.0))
     assert norm.pdf(0.0) == pytest.approx(expected_improvement(0.0, 1.0, 0.0))
+
+
+def test_screened_ranking_matches_brute_force(rng):
+    """Branch-and-bound screening (exact GP, N >= 300) proposes exactly the brute-force point."""
+    X = rng.random((400, 3))
+    y = np.sin(5 * X[:, 0]) + np.cos(3 * X[:, 1]) * X[:, 2]
+    gp = GaussianProcess()
+    gp.set_hyperparameters({"kernel": "matern52", "length_scales": [0.3, 0.4, 0.6], "signal_var": 1.0,
+                            "noise_var": 1e-6, "y_mean": float(y.mean()), "y_std": float(y.std())})
+    gp.fit(X, y, optimize=False)
+    # The bound really bounds: never below the exact std.
+    X_test = rng.random((2000, 3))
+    mean_b, std_bound = gp.predict_mean_and_std_bound(X_test)
+    mean, std = gp.predict(X_test)
+    np.testing.assert_allclose(mean_b, mean, rtol=1e-12, atol=1e-12)
+    assert np.all(std_bound >= std)
+    for seed in range(3):
+        kwargs = dict(n_dim=3, n_candidates=1024, n_polish=2)
+        screened = maximize_ei(gp, y.min(), rng=np.random.default_rng(seed), screen=True, **kwargs)
+        brute = maximize_ei(gp, y.min(), rng=np.random.default_rng(seed), screen=False, **kwargs)
+        np.testing.assert_allclose(screened, brute, rtol=0, atol=1e-9)

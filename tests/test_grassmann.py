@@ -88,6 +88,15 @@ def test_mixed_small_and_large_angles(rng):
     np.testing.assert_allclose(g.principal_angles(q[:, :3], ub), true, rtol=1e-7, atol=1e-16)
 
 
+def test_exact_right_angle():
+    # span{e1, e2} and span{(e1 + e3)/sqrt2, e4}: angles pi/4 and exactly pi/2
+    ua = np.eye(5)[:, :2]
+    ub = np.stack([np.array([1, 0, 1, 0, 0]) / np.sqrt(2), np.eye(5)[3]], axis=1)
+    theta = g.principal_angles(ua, ub)
+    assert theta[0] == pytest.approx(np.pi / 4, abs=1e-15)
+    assert theta[1] == HALF_PI
+
+
 def test_full_space_contains_everything(rng):
     # a basis of all of R^n contains every subspace: all angles 0 (and scipy agrees)
     full, part = orthonormal(rng, 6, 6), orthonormal(rng, 6, 3)
@@ -317,7 +326,10 @@ def test_bad_metric_and_basis(rng):
 
 FIELD = arrays(np.float64, (6, 5), elements=st.floats(-10, 10, allow_nan=False, width=64))
 RANK = st.integers(min_value=1, max_value=4)
-PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same examples on every run, so CI is reproducible (raise max_examples locally to hunt)
+PROPERTY_SETTINGS = settings(
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _well_conditioned(x, r):
@@ -361,12 +373,13 @@ def test_property_angles_match_scipy(x, y, rx, ry):
     ours = g.principal_angles(ua, ub)
     theirs = np.sort(scipy.linalg.subspace_angles(ua, ub))
     assert np.all((ours >= 0) & (ours <= HALF_PI))
-    np.testing.assert_allclose(np.cos(ours), np.cos(theirs), atol=1e-12)
-    # scipy switches to arccos for *all* angles' partners when some angle is large, so its
-    # tiny angles can be off by ~1e-8 (e.g. an exact intersection reported as 2e-8); compare the
-    # angles themselves where arccos is well conditioned
-    resolved = theirs > 1e-4
+    # scipy pairs arcsin / arccos per index, so with mixed angles it can take an angle near 0
+    # from its cosine or one near pi/2 from its sine: ~1e-8 off there (an exact intersection
+    # reported as 2e-8, an exact right angle with cosine 1.5e-8; see the exact tests above).
+    # Away from 0 and pi/2 both are well conditioned and must agree to 1e-12.
+    resolved = (theirs > 1e-4) & (theirs < HALF_PI - 1e-4)
     np.testing.assert_allclose(ours[resolved], theirs[resolved], atol=1e-12)
+    np.testing.assert_allclose(ours, theirs, atol=1e-7)
 
 
 def test_exact_intersection_is_zero_angle():
@@ -388,6 +401,8 @@ def test_property_scaling_invariance(x, y, r, scale, metric):
     a, b = g.project(x, rank=r), g.project(y, rank=r)
     if not (_well_conditioned(x, r) and _well_conditioned(y, r)):
         return
+    if metric == "martin" and g.grassmann_distance(a, b, metric="asimov") > HALF_PI - 1e-6:
+        return  # -log cos^2 of a cosine at rounding level is noise: Martin is ill-posed there
     d = g.grassmann_distance(a, b, metric=metric)
     d_scaled = g.grassmann_distance(g.project(scale * x, rank=r), b, metric=metric)
     assert d_scaled == pytest.approx(d, rel=1e-6, abs=1e-7)

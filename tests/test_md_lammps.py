@@ -301,3 +301,27 @@ def test_shear_stress_sign_and_units():
     np.testing.assert_allclose(shear_stress_gpa([-0.5], "lj", lj_stress_unit_gpa=4.0), [2.0])
     with pytest.raises(ConfigError, match="unknown"):
         shear_stress_gpa([1.0], "furlongs")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_corrupted_log_raises_only_data_format_error(tmp_path, data):
+    lines = (DATA / "two_runs.log").read_text().splitlines()
+    k = data.draw(st.integers(0, len(lines) - 1))
+    action = data.draw(st.sampled_from(["drop", "duplicate", "replace"]))
+    if action == "drop":
+        lines = lines[:k] + lines[k + 1 :]
+    elif action == "duplicate":
+        lines = lines[: k + 1] + lines[k:]
+    else:
+        lines[k] = data.draw(st.text(alphabet="0123456789 .-eStepLoWARNING", max_size=40))
+    path = tmp_path / "fuzz.log"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        tables = read_thermo(path)
+    except DataFormatError as exc:
+        assert "\n" not in str(exc)
+        return
+    for table in tables:  # accepted input: rectangular numeric tables
+        assert len({v.size for v in table.columns.values()}) == 1
+        assert all(np.all(np.isfinite(v)) for v in table.columns.values())

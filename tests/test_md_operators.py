@@ -139,7 +139,7 @@ def test_affine_simple_shear_gives_the_applied_strain_and_zero_d2min(rng, gamma)
     ok = np.isfinite(result.shear_strain_eng)
     assert ok.mean() > 0.95
     np.testing.assert_allclose(result.shear_strain_eng[ok], gamma, atol=1e-12)
-    np.testing.assert_allclose(result.d2min[ok], 0.0, atol=1e-20)
+    np.testing.assert_allclose(result.d2min[ok], 0.0, atol=1e-11)  # round-off of sum |d|^2 ~ 10
     np.testing.assert_allclose(result.deformation[ok], np.broadcast_to([[1.0, gamma], [0.0, 1.0]], result.deformation[ok].shape), atol=1e-12)
 
 

@@ -121,6 +121,24 @@ def test_snapshot_matching_nearest_and_interp():
         select_snapshots(gamma, frames, [0.1], match="cubic")
 
 
+def test_coarse_model_frames_need_interp():
+    reference = synthetic()
+    coarse = synthetic(n_frames=3)
+    coarse["gamma"] = np.array([0.0, 0.25, 0.5])
+    coarse["strain_xy_eng"] = np.stack([g * band_field(12, 10, 5.0) for g in coarse["gamma"]])
+    nearest = GrassmannTerm(strains=(0.1, 0.5), rank=2).bind(reference)
+    with pytest.raises(GegoError, match="no frame within strain_tol"):
+        nearest(coarse)
+    # linear interpolation between frames 0 and 0.25 gives 0.4 x the band: same subspace
+    value, _ = GrassmannTerm(strains=(0.1, 0.5), rank=2, match="interp").bind(reference)(coarse)
+    assert value == pytest.approx(0.0, abs=1e-7)
+    # without a tolerance the nearest frame is used whatever its strain: 0.1 -> the all-zero
+    # frame at gamma = 0 (Eq 8: sqrt(2) pi/2 from the rank-2 reference), 0.5 -> exact (0)
+    value, details = GrassmannTerm(strains=(0.1, 0.5), rank=2, strain_tol=None).bind(reference)(coarse)
+    np.testing.assert_allclose(details["distances"], [np.sqrt(2) * HALF_PI, 0.0], atol=1e-7)
+    assert value == pytest.approx(np.sqrt(2) * HALF_PI / 2, abs=1e-7)
+
+
 def test_model_on_different_frames_is_matched_by_strain():
     reference = synthetic()
     # the model has twice as many frames (gamma = 0.025 k): matching by strain finds the same fields

@@ -465,6 +465,8 @@ def martin(angles, n_missing=0) -> np.ndarray:
 
     Orthogonal (and missing) directions would make it infinite; as UQpy does, ``cos^2`` is
     floored at the smallest normal double, so each such direction adds ``-log(tiny) = 708.4``.
+    Near orthogonality the value depends on cosines at rounding level (``cos = 1e-16`` adds 73):
+    it is ill-conditioned there, unlike the other distances.
     """
     theta = _present(angles)
     total = -np.sum(_log_cos_squared(theta), axis=-1) - np.asarray(n_missing) * np.log(_TINY)

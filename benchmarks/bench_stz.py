@@ -1,0 +1,230 @@
+"""Benchmarks of the STZ solver (gego.stz); prints one JSON document to stdout.
+
+    python benchmarks/bench_stz.py [--quick]
+
+Figures (medians of several repeats; the machine is shared, so compare ratios within one run):
+* ``single_run_s``: one 32 x 32, 100-frame run at the default settings per parameter set
+  (presets and the valid corners of the paper's Table 2 bounds).
+* ``batch``: runs/s for a batch of parameter sets on 1 and 2 threads.
+* ``cost_split_us_per_step``: the compiled step split into FFT, spectral solve, plastic
+  update, diffusion, advection (+ Truesdell) and finishing, on a mid-run state (gamma = 0.3).
+* ``scaling_n``: time per step versus grid size N (32 ... 256); ``scaling_batch``: per member.
+* ``convergence``: band peak 2E_xy, row-mean peak and peak stress versus steps per frame, with a
+  first-order Richardson estimate of the refined limit and each count's relative deviation.
+* ``grid_refinement``: 32 versus 64 cells (stress curve and band position).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from gego.datasets import load_cuzr
+from gego.errors import ConfigError
+from gego.stz import PAPER_OPTIMUM, VALIDATION_TARGET, SolverSettings, simulate, simulate_batch
+from gego.stz import fast, operators, physics
+from gego.stz.solver import _Material, _State, _step_fast, prepare_chi
+
+
+def _median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def table2_corners():
+    """Corners of the Table 2 bounds (c0, s_y, beta, E0) around the validation target."""
+    out = []
+    for c0, s_y, beta, e0 in itertools.product((0.05, 1.0), (0.8, 1.15), (2.0, 15.0), (-3.39, -3.355)):
+        out.append(dataclasses.replace(VALIDATION_TARGET, c0=c0, s_y_gpa=s_y, beta_per_ev=beta, e0_ev=e0))
+    return out
+
+
+def bench_single(energy, repeats, quick):
+    cases = {"validation_target": VALIDATION_TARGET, "paper_optimum": PAPER_OPTIMUM}
+    if not quick:
+        for k, p in enumerate(table2_corners()):
+            cases[f"table2_corner_{k}(c0={p.c0},s_y={p.s_y_gpa},beta={p.beta_per_ev},E0={p.e0_ev})"] = p
+    simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(n_frames=1))  # JIT
+    out = {}
+    for name, p in cases.items():
+        try:
+            med, times = _median_time(lambda: simulate(p, energy[0], energy_final_ev=energy[-1]), repeats)
+            res = simulate(p, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(n_frames=2))
+            out[name] = {"median_s": med, "all_s": times, "status": res.status}
+        except ConfigError as exc:
+            out[name] = {"skipped": str(exc)}
+    return out
+
+
+def bench_batch(energy, size, repeats):
+    rng = np.random.default_rng(7)
+    batch = [dataclasses.replace(VALIDATION_TARGET, c0=float(rng.uniform(0.05, 1.0)), s_y_gpa=float(rng.uniform(0.8, 1.15)),
+                                 beta_per_ev=float(rng.uniform(6, 10)), e0_ev=float(rng.uniform(-3.39, -3.365)))
+             for _ in range(size)]
+    out = {"size": size}
+    for threads in (1, 2):
+        settings = SolverSettings(threads=threads)
+        med, times = _median_time(lambda: simulate_batch(batch, energy[0], energy_final_ev=energy[-1],
+                                                         settings=settings), repeats)
+        out[f"threads_{threads}"] = {"median_s": med, "runs_per_s": size / med, "all_s": times}
+    return out
+
+
+def _mid_run_state(energy, n, gamma_stop, batch=1):
+    settings = SolverSettings(n=n)
+    p, chi0 = prepare_chi(VALIDATION_TARGET, energy[0], energy[-1], settings)
+    mat = _Material.from_params([p] * batch)
+    h = 400.0 / n
+    wn = operators.wavenumbers(n, n, 400.0, 400.0, "box")
+    dt = 0.5 / (100 * settings.steps_per_frame)
+    state = _State(np.zeros((batch, 4, n, n)), np.repeat(chi0[None], batch, 0), np.zeros((batch, 2, n, n)),
+                   np.zeros((batch, 2, n, n)), np.zeros((batch, 4, n, n)))
+    gamma = 0.0
+    while gamma < gamma_stop - 1e-12:
+        state, _ = _step_fast(state, gamma, dt, mat, settings, wn, h, h)
+        gamma += dt
+    return state, gamma, dt, mat, settings, wn, h
+
+
+def bench_cost_split(energy, repeats, loops):
+    state, gamma, dt, mat, settings, wn, h = _mid_run_state(energy, 32, 0.3)
+    mu, lam = mat.mu.ravel(), mat.lame_lambda.ravel()
+    nb, ny, nx = 1, 32, 32
+    outs = [np.empty_like(state.sigma), np.empty_like(state.chi), np.empty_like(state.refmap),
+            np.empty((nb, 3, ny, nx)), np.zeros(nb, dtype=bool)]
+
+    def explicit(eps_scale=1.0, l_scale=1.0):
+        fast.explicit_stage(state.sigma, state.chi, state.refmap, state.velocity, state.grad, gamma, dt, mu, lam,
+                            mat.eps0_per_strain.ravel() * eps_scale, mat.c0.ravel(), mat.chi_inf.ravel(),
+                            mat.l_chi.ravel() * l_scale, False, 2e-3, 20000, h, h, *outs)
+
+    spec = np.fft.rfft2(outs[3], axes=(-2, -1))
+    spec_out = np.empty((nb, 6) + spec.shape[2:], dtype=complex)
+    real = np.fft.irfft2(spec_out * 0, s=(ny, nx), axes=(-2, -1))
+    parts = {
+        "explicit_full": lambda: explicit(),
+        "explicit_no_diffusion": lambda: explicit(l_scale=0.0),
+        "explicit_no_plastic": lambda: explicit(eps_scale=0.0),
+        "fft_forward_inverse": lambda: (np.fft.rfft2(outs[3], axes=(-2, -1)),
+                                        np.fft.irfft2(spec_out, s=(ny, nx), axes=(-2, -1))),
+        "spectral_solve": lambda: fast.spectral_stage(spec, wn.kappa1, wn.kappa2, wn.average, gamma, dt, lam, mu,
+                                                      spec_out),
+        "finish": lambda: fast.finish_stage(outs[0], real, gamma, dt, lam, mu, np.empty_like(state.sigma),
+                                            np.empty_like(state.velocity), np.empty_like(state.grad)),
+        "whole_step": lambda: _step_fast(state, gamma, dt, mat, settings, wn, h, h),
+    }
+    raw = {}
+    for name, fn in parts.items():
+        fn()
+        med, _ = _median_time(lambda: [fn() for _ in range(loops)], repeats)
+        raw[name] = 1e6 * med / loops
+    split = {
+        "plastic_update": raw["explicit_no_diffusion"] - raw["explicit_no_plastic"],
+        "diffusion": raw["explicit_full"] - raw["explicit_no_diffusion"],
+        "advection_truesdell_transform": raw["explicit_no_plastic"],
+        "fft": raw["fft_forward_inverse"],
+        "spectral_solve": raw["spectral_solve"],
+        "finish_elastic_update": raw["finish"],
+        "whole_step": raw["whole_step"],
+        "python_glue_and_allocation": raw["whole_step"] - raw["explicit_full"] - raw["fft_forward_inverse"]
+        - raw["spectral_solve"] - raw["finish"],
+    }
+    return {"us_per_step": split, "raw_us": raw, "state_gamma": gamma}
+
+
+def bench_scaling(energy, sizes, batches, repeats, steps):
+    out_n = {}
+    for n in sizes:
+        state, gamma, dt, mat, settings, wn, h = _mid_run_state(energy, n, 0.01)
+        _step_fast(state, gamma, dt, mat, settings, wn, h, h)
+        med, _ = _median_time(lambda: [_step_fast(state, gamma, dt, mat, settings, wn, h, h) for _ in range(steps)],
+                              repeats)
+        out_n[str(n)] = {"us_per_step": 1e6 * med / steps, "ns_per_cell_step": 1e9 * med / steps / n / n}
+    out_b = {}
+    for b in batches:
+        state, gamma, dt, mat, settings, wn, h = _mid_run_state(energy, 32, 0.01, batch=b)
+        _step_fast(state, gamma, dt, mat, settings, wn, h, h)
+        med, _ = _median_time(lambda: [_step_fast(state, gamma, dt, mat, settings, wn, h, h) for _ in range(steps)],
+                              repeats)
+        out_b[str(b)] = {"us_per_step": 1e6 * med / steps, "us_per_member_step": 1e6 * med / steps / b}
+    return out_n, out_b
+
+
+def bench_convergence(energy, steps_list, presets):
+    out = {}
+    for name, p in presets.items():
+        rows = []
+        for spf in steps_list:
+            res = simulate(p, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(steps_per_frame=spf))
+            field = res.strain_xy_eng[-1]
+            rows.append({"steps_per_frame": spf, "band_peak_2exy": float(field.max()),
+                         "band_row_mean_peak": float(field.mean(axis=1).max()),
+                         "band_row": int(field.mean(axis=1).argmax()),
+                         "peak_stress_gpa": float(np.nanmax(res.stress_xy_gpa)),
+                         "final_stress_gpa": float(res.stress_xy_gpa[-1]), "status": res.status,
+                         "wall_s": res.wall_time_s})
+        # first-order Richardson extrapolation from the two finest step counts (ratio 2)
+        fine, finer = rows[-2]["band_peak_2exy"], rows[-1]["band_peak_2exy"]
+        limit = 2 * finer - fine
+        for r in rows:
+            r["band_peak_rel_dev_from_limit"] = abs(r["band_peak_2exy"] / limit - 1)
+        out[name] = {"rows": rows, "band_peak_limit_richardson": limit,
+                     "smallest_steps_within_2pct": next((r["steps_per_frame"] for r in rows
+                                                         if r["band_peak_rel_dev_from_limit"] <= 0.02), None)}
+    return out
+
+
+def bench_grid(energy):
+    out = {}
+    res = {n: simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(n=n))
+           for n in (32, 64)}
+    s32, s64 = res[32].stress_xy_gpa, res[64].stress_xy_gpa
+    out["max_stress_diff_gpa"] = float(np.abs(s32 - s64).max())
+    out["peak_stress_gpa"] = {"32": float(s32.max()), "64": float(s64.max())}
+    for n in (32, 64):
+        rows = res[n].strain_xy_eng[-1].mean(axis=1)
+        out[f"band_centre_y_fraction_{n}"] = float((rows.argmax() + 0.5) / n)
+        out[f"band_peak_2exy_{n}"] = float(res[n].strain_xy_eng[-1].max())
+        out[f"wall_s_{n}"] = res[n].wall_time_s
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and cases (about a minute)")
+    args = ap.parse_args(argv)
+    energy = load_cuzr()["energy"].values
+    repeats = 3 if args.quick else 5
+    report = {"numba": fast.AVAILABLE, "cpu_count": os.cpu_count(),
+              "load_average": os.getloadavg(), "quick": args.quick,
+              "targets": {"single_run_s": 0.3, "batch64_runs_per_s_2_cores": 10.0}}
+    report["single_run_s"] = bench_single(energy, repeats, args.quick)
+    report["batch"] = bench_batch(energy, 16 if args.quick else 64, 1 if args.quick else 3)
+    report["cost_split"] = bench_cost_split(energy, repeats, 50 if args.quick else 200)
+    sizes = (32, 64, 128) if args.quick else (32, 64, 128, 256)
+    report["scaling_n"], report["scaling_batch"] = bench_scaling(energy, sizes, (1, 8, 64), repeats, 20)
+    steps = (15, 30, 60, 120) if args.quick else (15, 30, 60, 120, 240)
+    presets = {"validation_target": VALIDATION_TARGET} if args.quick else {
+        "validation_target": VALIDATION_TARGET, "paper_optimum": PAPER_OPTIMUM}
+    report["convergence"] = bench_convergence(energy, steps, presets)
+    if not args.quick:
+        report["grid_refinement"] = bench_grid(energy)
+    report["load_average_end"] = os.getloadavg()
+    json.dump(report, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -35,12 +35,16 @@ from gego.stz.solver import _Material, _State, _step_fast, prepare_chi
 
 
 def _median_time(fn, repeats):
+    """Median wall time of ``repeats`` calls; the list holds (wall, cpu) seconds per call.
+
+    On a shared, oversubscribed machine the process CPU time is the steadier figure.
+    """
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
+        times.append((time.perf_counter() - t0, time.process_time() - c0))
+    return statistics.median(t for t, _ in times), times
 
 
 def table2_corners():
@@ -62,23 +66,26 @@ def bench_single(energy, repeats, quick):
         try:
             med, times = _median_time(lambda: simulate(p, energy[0], energy_final_ev=energy[-1]), repeats)
             res = simulate(p, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(n_frames=2))
-            out[name] = {"median_s": med, "all_s": times, "status": res.status}
+            out[name] = {"median_wall_s": med, "median_cpu_s": statistics.median(c for _, c in times),
+                         "all_wall_cpu_s": times, "status": res.status}
         except ConfigError as exc:
             out[name] = {"skipped": str(exc)}
     return out
 
 
-def bench_batch(energy, size, repeats):
+def bench_batch(energy, size, repeats, thread_counts=(1, 2)):
     rng = np.random.default_rng(7)
     batch = [dataclasses.replace(VALIDATION_TARGET, c0=float(rng.uniform(0.05, 1.0)), s_y_gpa=float(rng.uniform(0.8, 1.15)),
                                  beta_per_ev=float(rng.uniform(6, 10)), e0_ev=float(rng.uniform(-3.39, -3.365)))
              for _ in range(size)]
     out = {"size": size}
-    for threads in (1, 2):
+    for threads in thread_counts:
         settings = SolverSettings(threads=threads)
         med, times = _median_time(lambda: simulate_batch(batch, energy[0], energy_final_ev=energy[-1],
                                                          settings=settings), repeats)
-        out[f"threads_{threads}"] = {"median_s": med, "runs_per_s": size / med, "all_s": times}
+        cpu = statistics.median(c for _, c in times)
+        out[f"threads_{threads}"] = {"median_wall_s": med, "runs_per_s_wall": size / med,
+                                     "cpu_s": cpu, "cpu_s_per_run": cpu / size, "all_wall_cpu_s": times}
     return out
 
 
@@ -91,11 +98,43 @@ def _mid_run_state(energy, n, gamma_stop, batch=1):
     dt = 0.5 / (100 * settings.steps_per_frame)
     state = _State(np.zeros((batch, 4, n, n)), np.repeat(chi0[None], batch, 0), np.zeros((batch, 2, n, n)),
                    np.zeros((batch, 2, n, n)), np.zeros((batch, 4, n, n)))
-    gamma = 0.0
-    while gamma < gamma_stop - 1e-12:
-        state, _ = _step_fast(state, gamma, dt, mat, settings, wn, h, h)
-        gamma += dt
-    return state, gamma, dt, mat, settings, wn, h
+    n_steps = int(round(gamma_stop / dt))
+    stuck = np.zeros(batch, dtype=bool)
+    fast.run_steps(state.sigma, state.chi, state.refmap, state.velocity, state.grad, 0.0, n_steps, dt,
+                   mat.mu.ravel(), mat.lame_lambda.ravel(), mat.eps0_per_strain.ravel(), mat.c0.ravel(),
+                   mat.chi_inf.ravel(), mat.l_chi.ravel(), False, settings.adapt_dev, settings.max_substeps,
+                   h, h, wn.kappa1, wn.kappa2, wn.average, stuck)
+    return state, n_steps * dt, dt, mat, settings, wn, h
+
+
+def _run_compiled(state, gamma, dt, mat, settings, wn, h, n_steps):
+    """``n_steps`` production (compiled, whole-frame) steps on a copy of ``state``."""
+    st = _State(*(a.copy() for a in (state.sigma, state.chi, state.refmap, state.velocity, state.grad)))
+    stuck = np.zeros(st.chi.shape[0], dtype=bool)
+    fast.run_steps(st.sigma, st.chi, st.refmap, st.velocity, st.grad, gamma, n_steps, dt, mat.mu.ravel(),
+                   mat.lame_lambda.ravel(), mat.eps0_per_strain.ravel(), mat.c0.ravel(), mat.chi_inf.ravel(),
+                   mat.l_chi.ravel(), False, settings.adapt_dev, settings.max_substeps, h, h, wn.kappa1,
+                   wn.kappa2, wn.average, stuck)
+
+
+def _compiled_fft_cost(n, loops):
+    """CPU time of the 3 forward + 6 inverse 2-D real FFTs of one step, inside numba (rocket-fft)."""
+    from numba import njit
+
+    @njit
+    def ffts(x, spec, loops):
+        for _ in range(loops):
+            for k in range(3):
+                spec[k] = np.fft.rfft2(x[k])
+            for k in range(6):
+                x[k % 3] = np.fft.irfft2(spec[k % 3], s=(x.shape[1], x.shape[2]))
+
+    x = np.random.default_rng(0).normal(size=(3, n, n))
+    spec = np.empty((3, n, n // 2 + 1), dtype=complex)
+    ffts(x, spec, 1)
+    c0 = time.process_time()
+    ffts(x, spec, loops)
+    return 1e6 * (time.process_time() - c0) / loops
 
 
 def bench_cost_split(energy, repeats, loops):
@@ -123,42 +162,45 @@ def bench_cost_split(energy, repeats, loops):
                                                       spec_out),
         "finish": lambda: fast.finish_stage(outs[0], real, gamma, dt, lam, mu, np.empty_like(state.sigma),
                                             np.empty_like(state.velocity), np.empty_like(state.grad)),
-        "whole_step": lambda: _step_fast(state, gamma, dt, mat, settings, wn, h, h),
+        "whole_step_python_loop": lambda: _step_fast(state, gamma, dt, mat, settings, wn, h, h),
     }
     raw = {}
     for name, fn in parts.items():
         fn()
-        med, _ = _median_time(lambda: [fn() for _ in range(loops)], repeats)
-        raw[name] = 1e6 * med / loops
+        _, times = _median_time(lambda: [fn() for _ in range(loops)], repeats)
+        raw[name] = 1e6 * statistics.median(c for _, c in times) / loops  # CPU time per call
+    _, times = _median_time(lambda: _run_compiled(state, gamma, dt, mat, settings, wn, h, loops), repeats)
+    raw["whole_step_compiled"] = 1e6 * statistics.median(c for _, c in times) / loops
+    raw["fft_compiled_rocket"] = _compiled_fft_cost(32, 20 * loops)
     split = {
         "plastic_update": raw["explicit_no_diffusion"] - raw["explicit_no_plastic"],
         "diffusion": raw["explicit_full"] - raw["explicit_no_diffusion"],
         "advection_truesdell_transform": raw["explicit_no_plastic"],
-        "fft": raw["fft_forward_inverse"],
+        "fft_in_compiled_loop": raw["fft_compiled_rocket"],
         "spectral_solve": raw["spectral_solve"],
         "finish_elastic_update": raw["finish"],
-        "whole_step": raw["whole_step"],
-        "python_glue_and_allocation": raw["whole_step"] - raw["explicit_full"] - raw["fft_forward_inverse"]
-        - raw["spectral_solve"] - raw["finish"],
+        "whole_step_compiled": raw["whole_step_compiled"],
     }
-    return {"us_per_step": split, "raw_us": raw, "state_gamma": gamma}
+    return {"cpu_us_per_step": split, "raw_cpu_us": raw, "state_gamma": gamma,
+            "note": "CPU time per call on a shared machine; plastic/diffusion are differences of fused-kernel runs"}
 
 
 def bench_scaling(energy, sizes, batches, repeats, steps):
+    """CPU time per compiled step versus grid size (one member) and batch size (N = 32)."""
     out_n = {}
     for n in sizes:
-        state, gamma, dt, mat, settings, wn, h = _mid_run_state(energy, n, 0.01)
-        _step_fast(state, gamma, dt, mat, settings, wn, h, h)
-        med, _ = _median_time(lambda: [_step_fast(state, gamma, dt, mat, settings, wn, h, h) for _ in range(steps)],
-                              repeats)
-        out_n[str(n)] = {"us_per_step": 1e6 * med / steps, "ns_per_cell_step": 1e9 * med / steps / n / n}
+        args = _mid_run_state(energy, n, 0.01)
+        _run_compiled(*args, 1)
+        _, times = _median_time(lambda: _run_compiled(*args, steps), repeats)
+        cpu = statistics.median(c for _, c in times)
+        out_n[str(n)] = {"cpu_us_per_step": 1e6 * cpu / steps, "ns_per_cell_step": 1e9 * cpu / steps / n / n}
     out_b = {}
     for b in batches:
-        state, gamma, dt, mat, settings, wn, h = _mid_run_state(energy, 32, 0.01, batch=b)
-        _step_fast(state, gamma, dt, mat, settings, wn, h, h)
-        med, _ = _median_time(lambda: [_step_fast(state, gamma, dt, mat, settings, wn, h, h) for _ in range(steps)],
-                              repeats)
-        out_b[str(b)] = {"us_per_step": 1e6 * med / steps, "us_per_member_step": 1e6 * med / steps / b}
+        args = _mid_run_state(energy, 32, 0.01, batch=b)
+        _run_compiled(*args, 1)
+        _, times = _median_time(lambda: _run_compiled(*args, steps), repeats)
+        cpu = statistics.median(c for _, c in times)
+        out_b[str(b)] = {"cpu_us_per_step": 1e6 * cpu / steps, "cpu_us_per_member_step": 1e6 * cpu / steps / b}
     return out_n, out_b
 
 
@@ -167,9 +209,11 @@ def bench_convergence(energy, steps_list, presets):
     for name, p in presets.items():
         rows = []
         for spf in steps_list:
+            c0 = time.process_time()
             res = simulate(p, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(steps_per_frame=spf))
+            cpu = time.process_time() - c0
             field = res.strain_xy_eng[-1]
-            rows.append({"steps_per_frame": spf, "band_peak_2exy": float(field.max()),
+            rows.append({"cpu_s": cpu, "steps_per_frame": spf, "band_peak_2exy": float(field.max()),
                          "band_row_mean_peak": float(field.mean(axis=1).max()),
                          "band_row": int(field.mean(axis=1).argmax()),
                          "peak_stress_gpa": float(np.nanmax(res.stress_xy_gpa)),
@@ -206,12 +250,14 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer repeats and cases (about a minute)")
     args = ap.parse_args(argv)
     energy = load_cuzr()["energy"].values
-    repeats = 3 if args.quick else 5
+    repeats = 3
     report = {"numba": fast.AVAILABLE, "cpu_count": os.cpu_count(),
               "load_average": os.getloadavg(), "quick": args.quick,
               "targets": {"single_run_s": 0.3, "batch64_runs_per_s_2_cores": 10.0}}
     report["single_run_s"] = bench_single(energy, repeats, args.quick)
-    report["batch"] = bench_batch(energy, 16 if args.quick else 64, 1 if args.quick else 3)
+    report["batch"] = bench_batch(energy, 8 if args.quick else 64, 1, (2,) if not args.quick else (1, 2))
+    if not args.quick:
+        report["batch_16_one_thread"] = bench_batch(energy, 16, 1, (1,))
     report["cost_split"] = bench_cost_split(energy, repeats, 50 if args.quick else 200)
     sizes = (32, 64, 128) if args.quick else (32, 64, 128, 256)
     report["scaling_n"], report["scaling_batch"] = bench_scaling(energy, sizes, (1, 8, 64), repeats, 20)

@@ -280,6 +280,9 @@ def test_malformed_logs(tmp_path):
     bad.write_text("hello world\n")
     with pytest.raises(DataFormatError, match="non-numeric"):
         read_thermo(bad)
+    bad.write_text("Step Temp Pxy\n 0 1.0 2.0\n 10 nan 2.0\n")
+    with pytest.raises(DataFormatError, match=r"bad.log:3: NaN or infinite thermo value"):
+        read_thermo(bad)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

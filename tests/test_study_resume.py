@@ -114,9 +114,10 @@ def _assert_identical(reference, killed, budget):
 
 
 def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
-    reference, killed, kills = _killed_and_resumed(tmp_path, budget=13, batch_size=1, n_kills=3, seed=1)
-    assert kills >= 2  # the test is only meaningful if the process really died mid-run
-    _assert_identical(reference, killed, 13)
+    # Reduced default version (each restart pays Python + numpy/scipy start-up): two kills.
+    reference, killed, kills = _killed_and_resumed(tmp_path, budget=12, batch_size=1, n_kills=2, seed=1)
+    assert kills >= 1  # the test is only meaningful if the process really died mid-run
+    _assert_identical(reference, killed, 12)
 
 
 @pytest.mark.slow

@@ -149,6 +149,7 @@ def test_likelihood_gradient_matches_finite_differences(kernel, rng):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fit_reaches_sklearn_maximum_likelihood(kernel, rng):
     """Our multistart L-BFGS-B finds a likelihood at least as high as sklearn's own optimiser
     on the same model and bounds."""
@@ -412,3 +413,19 @@ def test_bad_inputs_raise_one_line_config_errors(rng):
         GaussianProcess().predict(X)
     with pytest.raises(ConfigError, match="missing field"):
         GaussianProcess().set_hyperparameters({"kernel": "se"})
+
+
+def test_neighbourhood_is_exact_gp_on_nearest_points(rng):
+    X, y = toy_data(rng, n=200, d=2)
+    gp = GaussianProcess(seed=0).fit(X, y)
+    assert gp.neighbourhood(X[0], 500) is gp  # no more points than asked: the GP itself
+    centre = np.array([0.4, 0.6])
+    local = gp.neighbourhood(centre, 50)
+    assert local.n_train == 50 and gp.n_train == 200
+    assert local.hyperparameters == gp.hyperparameters
+    # Its points are the 50 nearest in the ARD-scaled metric.
+    scaled = np.sum(((X - centre) / np.asarray(gp.hyperparameters["length_scales"])) ** 2, axis=1)
+    np.testing.assert_array_equal(np.sort(local.X_train, axis=0), np.sort(X[np.argsort(scaled)[:50]], axis=0))
+    # Fewer conditioning points: std can only grow.
+    X_test = centre + 0.02 * rng.standard_normal((20, 2))
+    assert np.all(local.predict(X_test)[1] >= gp.predict(X_test)[1] - 1e-12)

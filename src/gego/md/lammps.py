@@ -502,6 +502,8 @@ def read_thermo(path: str | Path, names: list[str] | None = None) -> list[Thermo
             except ValueError:
                 bad = next(p for p in parts if not _is_number(p))
                 raise DataFormatError(f"{source}:{k + 1}: non-numeric thermo value {bad!r}") from None
+            if not all(np.isfinite(rows[-1])):  # a run that blew up prints nan / inf
+                raise DataFormatError(f"{source}:{k + 1}: NaN or infinite thermo value")
             k += 1
         if rows:
             values = np.asarray(rows)
@@ -527,6 +529,8 @@ def _headerless_table(lines: list[str], names: list[str] | None, source: str) ->
         except ValueError:
             bad = next(p for p in parts if not _is_number(p))
             raise DataFormatError(f"{source}:{k + 1}: non-numeric value {bad!r} (no 'Step' header found)") from None
+        if not all(np.isfinite(rows[-1])):
+            raise DataFormatError(f"{source}:{k + 1}: NaN or infinite value")
     if not rows:
         raise DataFormatError(f"{source}: no data rows")
     values = np.asarray(rows)

@@ -15,6 +15,7 @@ worker, which the loop retries a bounded number of times.
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 from concurrent.futures import BrokenExecutor, Future
 from concurrent.futures import ProcessPoolExecutor as _StdProcessPool
@@ -187,31 +188,57 @@ class DaskExecutor:
         self.shutdown()
 
 
-def make_executor(spec, *, batch_size: int = 1, vectorized: bool = False):
+def make_executor(spec, fun, *, batch_size: int = 1, vectorized: bool = False):
     """Turn the `executor` argument of :func:`gego.optimize.minimize` into an executor.
 
     Parameters
     ----------
     spec : None, "serial", "process", "dask", or an object with ``submit``
         None picks a process pool with ``min(cpu_count, batch_size)`` workers when a batch of
-        several points is evaluated one point per task, and serial otherwise (one point at a time
-        gains nothing from a pool, and a vectorized objective is one task per batch).
+        several points is evaluated one point per task and `fun` can be pickled, and serial
+        otherwise (one point at a time gains nothing from a pool, and a vectorized objective is
+        one task per batch).
+    fun : callable
+        The objective; a process pool needs to pickle it.
+
     Returns
     -------
     (executor, owned) : the executor and whether the caller must shut it down.
+
+    Raises
+    ------
+    ConfigError
+        Unknown `spec`, or a process pool asked for with an objective that cannot be pickled.
     """
     if spec is None:
-        if batch_size > 1 and not vectorized:
+        if batch_size > 1 and not vectorized and _picklable(fun):
             return ProcessExecutor(max_workers=min(os.cpu_count() or 1, batch_size)), True
         return SerialExecutor(), True
     if isinstance(spec, str):
         if spec == "serial":
             return SerialExecutor(), True
         if spec == "process":
-            return ProcessExecutor(), True
-        if spec == "dask":
+            executor = ProcessExecutor()
+        elif spec == "dask":
             return DaskExecutor(), True
-        raise ConfigError(f"executor: expected 'serial', 'process', 'dask' or an executor object, got {spec!r}")
-    if not hasattr(spec, "submit"):
+        else:
+            raise ConfigError(f"executor: expected 'serial', 'process', 'dask' or an executor object, got {spec!r}")
+    elif hasattr(spec, "submit"):
+        executor = spec
+    else:
         raise ConfigError(f"executor: expected an object with a submit(fn, *args) method, got {type(spec).__name__}")
-    return spec, False
+    if isinstance(executor, ProcessExecutor) and not _picklable(fun):
+        raise ConfigError(
+            "fun: cannot be sent to worker processes (not picklable: a lambda or a closure?); define it at "
+            "module level, or pass executor='serial'"
+        )
+    return executor, executor is not spec
+
+
+def _picklable(fun) -> bool:
+    # Dask serialises with cloudpickle (closures are fine); the process pool uses plain pickle.
+    try:
+        pickle.dumps(fun)
+    except Exception:  # noqa: BLE001 - any pickling failure means "not picklable"
+        return False
+    return True

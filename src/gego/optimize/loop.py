@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import pickle
 import socket
 import time
 import warnings
@@ -40,7 +39,7 @@ import numpy as np
 from gego.errors import ConfigError
 from gego.optimize import stopping
 from gego.optimize.design import DESIGN_METHODS, SearchBox, from_unit, initial_design, make_box, to_unit
-from gego.optimize.executors import ProcessExecutor, SerialExecutor, make_executor
+from gego.optimize.executors import make_executor
 from gego.optimize.study import EvaluationRecord, Outcome, Study
 
 STRATEGIES = ("kriging_believer", "constant_liar")
@@ -472,18 +471,6 @@ def _open_study(study, box: SearchBox, settings: EgoSettings, config: dict | Non
     return opened, True
 
 
-def _check_picklable(fun, executor) -> None:
-    if not isinstance(executor, ProcessExecutor):
-        return  # serial runs in-process; Dask serialises with cloudpickle, which takes closures
-    try:
-        pickle.dumps(fun)
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigError(
-            f"fun: cannot be sent to worker processes ({type(exc).__name__}: {exc}); define it at module "
-            "level, or pass executor='serial'"
-        ) from None
-
-
 def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: int = 1, study=None,
              executor=None, vectorized: bool = False, names=None, design: str = "lhs",
              kernel: str = "matern52", n_candidates: int | None = None, refit_every: int | str = "auto",
@@ -579,13 +566,7 @@ def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: in
     _check_settings(settings, budget)
     rules = stopping.StopRules(budget=int(budget), threshold=threshold, max_time_s=max_time_s, patience=patience)
     store, owns_store = _open_study(study, box, settings, config)
-    pool, owns_pool = make_executor(executor, batch_size=settings.batch_size, vectorized=settings.vectorized)
-    if executor is None and isinstance(pool, ProcessExecutor):
-        try:
-            pickle.dumps(fun)
-        except Exception:  # noqa: BLE001 - a lambda or closure: evaluate in-process instead
-            pool = SerialExecutor()
-    _check_picklable(fun, pool)
+    pool, owns_pool = make_executor(executor, fun, batch_size=settings.batch_size, vectorized=settings.vectorized)
     bar = _progress_bar(progress, rules.budget)
     session_start = time.monotonic()
     interrupted = True  # until the loop returns: then an owned pool is shut down without waiting

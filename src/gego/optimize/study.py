@@ -481,6 +481,14 @@ class StudyData:
     config: dict
 
 
+def _as_float(value) -> float:
+    """A component value as a float; NaN when missing or not a number."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def load_study(path) -> StudyData:
     """Load a study file as plain numpy arrays (see :class:`StudyData`)."""
     with Study.open(path) as study:
@@ -493,9 +501,7 @@ def load_study(path) -> StudyData:
         [r.objective if r.status == "complete" else np.nan for r in records], dtype=float
     )
     keys = sorted({k for r in records for k in r.components})
-    components = {
-        k: np.array([float(r.components.get(k, np.nan)) for r in records], dtype=float) for k in keys
-    }
+    components = {k: np.array([_as_float(r.components.get(k)) for r in records]) for k in keys}
     best_so_far = np.minimum.accumulate(np.where(np.isnan(objective), np.inf, objective)) if records else objective
     return StudyData(
         names=names,

@@ -233,9 +233,9 @@ def run_ego_on_branin(n_iterations, seed=0):
 
 
 def test_ego_on_branin_improves_far_beyond_the_design():
-    """Reduced end-to-end run: 10 LHS points + 8 EI iterations. The design's best is > 2;
+    """Reduced end-to-end run: 10 LHS points + 10 EI iterations. The design's best is > 2;
     random search needs ~100 points to get below 0.7."""
-    y = run_ego_on_branin(8)
+    y = run_ego_on_branin(10)
     assert y[:10].min() > 2.0
     assert y.min() < 0.7
 

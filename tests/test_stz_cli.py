@@ -41,3 +41,10 @@ def test_simulate_text_energy_and_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "e0_ev" in err and err.count("\n") == 1
     assert main(["simulate", "--energy", str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+
+
+def test_cli_default_steps_match_solver_default():
+    from gego.cli.simulate import DEFAULT_STEPS_PER_FRAME
+    from gego.stz import SolverSettings
+
+    assert DEFAULT_STEPS_PER_FRAME == SolverSettings().steps_per_frame

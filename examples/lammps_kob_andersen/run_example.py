@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-procs", type=int, default=2, help="MPI ranks for LAMMPS (default 2)")
     parser.add_argument("--seed", type=int, default=ShearProtocol.seed, help="LAMMPS seed (types and velocities)")
     parser.add_argument("--quench-steps", type=int, default=ShearProtocol.quench_steps, help="quench length (steps of 0.005 tau)")
+    parser.add_argument("--shear-temperature", type=float, default=ShearProtocol.shear_temperature, help="T of the quench end and of the shear (epsilon/k_B)")
+    parser.add_argument("--anneal-temperature", type=float, default=None, help="age the supercooled liquid at this T before the final quench")
+    parser.add_argument("--anneal-steps", type=int, default=0, help="ageing steps at --anneal-temperature")
     parser.add_argument("--quick", action="store_true", help="a 500-atom, 20-frame smoke run (seconds)")
     parser.add_argument("--no-md", action="store_true", help="reuse dump.shear/log.lammps in --out-dir")
     parser.add_argument("--calibrate", action="store_true", help="run gego calibrate on the result")
@@ -115,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         protocol = ShearProtocol(n_side=22, melt_steps=500, quench_steps=500, strain_rate=0.02, max_strain=0.5,
                                  n_frames=20, thermo_every=25, seed=args.seed)
     else:
-        protocol = ShearProtocol(seed=args.seed, quench_steps=args.quench_steps)
+        protocol = ShearProtocol(seed=args.seed, quench_steps=args.quench_steps, shear_temperature=args.shear_temperature,
+                                 anneal_temperature=args.anneal_temperature, anneal_steps=args.anneal_steps)
     summary: dict = {"protocol": {k: getattr(protocol, k) for k in protocol.__dataclass_fields__}}
     summary["protocol"]["n_atoms"] = protocol.n_atoms
     if not args.no_md:

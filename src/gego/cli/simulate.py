@@ -35,8 +35,8 @@ def add_parser(subparsers, name: str, help_text: str):
     p.add_argument("--rate", type=float, help="shear rate, 1/s")
     p.add_argument("--grid", type=int, default=32, help="grid cells per side (default 32)")
     p.add_argument("--frames", type=int, default=100, help="output frames after the initial one (default 100)")
-    p.add_argument("--steps-per-frame", type=int, default=SolverSettingsDefaults.steps_per_frame,
-                   help=f"quasi-static steps per frame (default {SolverSettingsDefaults.steps_per_frame})")
+    p.add_argument("--steps-per-frame", type=int, default=DEFAULT_STEPS_PER_FRAME,
+                   help=f"quasi-static steps per frame (default {DEFAULT_STEPS_PER_FRAME})")
     p.add_argument("--gamma-final", type=float, default=0.5, help="final shear strain (default 0.5)")
     p.add_argument("--diffusion", choices=["code", "paper"], default="code",
                    help="chi diffusion form: as the C++ code (default) or as Eq 29/34")
@@ -47,13 +47,16 @@ def add_parser(subparsers, name: str, help_text: str):
                    help="final energy field for deriving chi_inf (same formats); default: last frame of"
                         " --energy if it has frames, else bundled CuZr pe.MD.100")
     p.add_argument("--stress-fields", action="store_true", help="also store the physical stress fields")
+    p.add_argument("--backend", choices=["auto", "numpy", "numba"], default="auto",
+                   help="numba kernels (default when installed) or the readable numpy reference step")
     p.add_argument("--out", type=Path, required=True, help="output NetCDF file")
     p.set_defaults(func=run)
     return p
 
 
-class SolverSettingsDefaults:
-    steps_per_frame = 60
+# = SolverSettings().steps_per_frame, written out so that `gego --help` does not import the
+# solver (and numba); tests/test_stz_cli.py checks the two agree.
+DEFAULT_STEPS_PER_FRAME = 60
 
 
 def _read_energy(path: Path) -> np.ndarray:
@@ -93,7 +96,7 @@ def run(args) -> int:
     params = dataclasses.replace(params, chi_inf=args.chi_inf)  # None = derive from final energy
     settings = SolverSettings(n=args.grid, n_frames=args.frames, steps_per_frame=args.steps_per_frame,
                               gamma_final=args.gamma_final, diffusion=args.diffusion,
-                              store_stress_fields=args.stress_fields).validate()
+                              store_stress_fields=args.stress_fields, backend=args.backend).validate()
     bundled = None
     if args.energy is not None:
         energy = _read_energy(args.energy)

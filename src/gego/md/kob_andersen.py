@@ -44,6 +44,11 @@ class ShearProtocol:
     melt_steps: int = 20_000
     shear_temperature: float = 0.05
     quench_steps: int = 100_000  # quench rate (melt_T - shear_T) / (quench_steps * timestep)
+    # optional ageing of the supercooled liquid before the final quench: melt -> anneal_temperature
+    # over anneal_quench_steps, hold anneal_steps, then quench_steps down to shear_temperature
+    anneal_temperature: float | None = None
+    anneal_quench_steps: int = 10_000
+    anneal_steps: int = 0
     strain_rate: float = 1e-3  # 1 / tau
     max_strain: float = 0.5
     n_frames: int = 100
@@ -80,6 +85,19 @@ def write_input(protocol: ShearProtocol, folder: str | Path, dump_name: str = "d
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lattice = 1.0 / math.sqrt(p.density)
+    anneal, quench_from = "", p.melt_temperature
+    if p.anneal_temperature is not None:
+        t_a = p.anneal_temperature
+        anneal = (
+            "# age the supercooled liquid at constant volume before the final quench\n"
+            "unfix           thermostat\n"
+            f"fix             thermostat all nvt temp {p.melt_temperature} {t_a} {100 * p.timestep}\n"
+            f"run             {p.anneal_quench_steps}\n"
+            "unfix           thermostat\n"
+            f"fix             thermostat all nvt temp {t_a} {t_a} {100 * p.timestep}\n"
+            f"run             {p.anneal_steps}\n\n"
+        )
+        quench_from = t_a
     text = f"""# 2-D Kob-Andersen A65B35 glass under simple shear (written by gego.md.kob_andersen)
 # LJ units: length sigma_AA, energy epsilon_AA, time tau; seed {p.seed}
 units           lj
@@ -108,9 +126,9 @@ fix             thermostat all nvt temp {p.melt_temperature} {p.melt_temperature
 thermo          {max(p.melt_steps // 10, 1)}
 run             {p.melt_steps}
 
-# constant-volume quench
+{anneal}# constant-volume quench
 unfix           thermostat
-fix             thermostat all nvt temp {p.melt_temperature} {p.shear_temperature} {100 * p.timestep}
+fix             thermostat all nvt temp {quench_from} {p.shear_temperature} {100 * p.timestep}
 run             {p.quench_steps}
 unfix           thermostat
 fix             thermostat all nvt temp {p.shear_temperature} {p.shear_temperature} {100 * p.timestep}

@@ -210,13 +210,13 @@ def log_avoid_penalty(X: np.ndarray, avoid: np.ndarray | None, radius: float) ->
 def candidate_set(n_candidates: int, n_dim: int, rng: np.random.Generator, design: str = "sobol") -> np.ndarray:
     """A fresh space-filling set of points in [0, 1]^d (the paper's MCS sample of N* points).
 
-    "sobol" draws a scrambled Sobol sequence (rounded up to a power of two, which keeps its
-    balance properties); "lhs" a Latin hypercube of exactly n_candidates points.
+    "sobol": the first n_candidates points of a scrambled Sobol sequence (drawn as the next
+    power of two, then cut, which avoids scipy's balance warning); "lhs": a Latin hypercube.
     """
     seed = int(rng.integers(2**63 - 1))
     if design == "sobol":
         m = int(np.ceil(np.log2(max(n_candidates, 2))))
-        return qmc.Sobol(n_dim, scramble=True, rng=np.random.default_rng(seed)).random_base2(m)
+        return qmc.Sobol(n_dim, scramble=True, rng=np.random.default_rng(seed)).random_base2(m)[:n_candidates]
     if design == "lhs":
         return qmc.LatinHypercube(n_dim, rng=np.random.default_rng(seed)).random(n_candidates)
     raise ConfigError(f"design: expected one of {', '.join(DESIGNS)}, got {design!r}")
@@ -287,8 +287,8 @@ def maximize_ei(
 ) -> np.ndarray:
     """The point of the unit cube maximising expected improvement (Eq 20).
 
-    1. Monte Carlo search (Sec 3.5): log EI on a fresh space-filling set of about n_candidates
-       points (plus a fraction `local_fraction` of them near the best training points).
+    1. Monte Carlo search (Sec 3.5): log EI on a fresh set of n_candidates points, space-filling
+       except for a fraction `local_fraction` drawn near the best training points.
     2. L-BFGS-B polishing, with analytic gradients of log EI, from the `n_polish` best candidates.
     The best point found by either stage is returned.
 
@@ -303,7 +303,7 @@ def maximize_ei(
     rng : numpy.random.Generator
         Source of every random draw (candidate set, local perturbations).
     n_candidates : int
-        N*, the Monte Carlo sample size (Sobol: rounded up to a power of two).
+        N*, the Monte Carlo sample size (space-filling and local candidates together).
     n_polish : int
         Starting points for L-BFGS-B (0 = Monte Carlo search only, as in the paper).
     avoid : array, shape (k, d), optional

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,11 +78,11 @@ class STZParams:
                     "rate_per_s", "ez_over_kb_k")
         for name in positive:
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"STZ parameter {name} must be a finite positive number, got {value!r}")
         for name in ("l_chi_angstrom", "e0_ev"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            if not (isinstance(value, numbers.Real) and math.isfinite(value)):
                 raise ConfigError(f"STZ parameter {name} must be a finite number, got {value!r}")
         if self.l_chi_angstrom < 0:
             raise ConfigError(f"STZ parameter l_chi_angstrom must be >= 0, got {self.l_chi_angstrom!r}")
@@ -169,7 +170,7 @@ class SolverSettings:
         """Raise a one-line :class:`ConfigError` naming the first invalid setting."""
         for name in ("n", "n_frames", "steps_per_frame", "max_substeps", "threads"):
             value = getattr(self, name)
-            if not (isinstance(value, int) and value >= 1):
+            if not (isinstance(value, numbers.Integral) and value >= 1):
                 raise ConfigError(f"solver setting {name} must be a positive integer, got {value!r}")
         if self.n < 4 or self.n_y < 4:
             raise ConfigError(f"solver setting n/ny must be >= 4, got {self.n} x {self.n_y}")

@@ -12,7 +12,11 @@ order of the authors' C++ (advection_step, then projection_step):
    solved by FFT and dt C : D (affine + periodic) is added (Eq 30).
 
 The state is batched: every array carries a leading axis over parameter sets, so one call
-advances a whole batch; parameters enter as ``(B, 1, 1)`` arrays.
+advances a whole batch; parameters enter as ``(B, 1, 1)`` arrays. :func:`_step` is the
+readable numpy reference of one step; with numba (and rocket-fft) installed, whole frames run
+in the compiled :func:`gego.stz.fast.run_steps`, which performs the same arithmetic
+(``tests/test_stz_fast.py``). :func:`_step_fast` drives the same compiled kernels one step at a
+time from Python (used by the benchmarks to split the cost).
 """
 
 from __future__ import annotations

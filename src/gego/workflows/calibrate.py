@@ -165,8 +165,15 @@ def _executor(config: WorkflowConfig, workers: int):
     return SerialExecutor(), True
 
 
-def _seed_result(seed: int, path: Path, names, opt_result, wall: float, stop_reason: str | None = None) -> SeedResult:
-    history = opt_result.history if opt_result is not None else _records(path)
+def compute_time_s(records) -> float:
+    """Solver + objective time of finished evaluations, s. The points of one batched solver call
+    share its start and end times (each records the whole call); they are counted once."""
+    calls = {(r.started, r.finished): r.duration_s or 0.0 for r in records if r.status in ("complete", "failed")}
+    return float(sum(calls.values()))
+
+
+def _seed_result(seed: int, path: Path, names, opt_result, wall: float) -> SeedResult:
+    history = opt_result.history
     complete = [r for r in history if r.status == "complete"]
     best = min(complete, key=lambda r: (r.objective, r.id)) if complete else None
     return SeedResult(
@@ -178,18 +185,9 @@ def _seed_result(seed: int, path: Path, names, opt_result, wall: float, stop_rea
         n_runs=sum(r.status in ("complete", "failed") for r in history),
         n_failed=sum(r.status == "failed" for r in history),
         wall_time_s=wall,
-        compute_time_s=float(sum(r.duration_s or 0.0 for r in history if r.status in ("complete", "failed"))),
-        stop_reason=stop_reason or opt_result.stop_reason,
+        compute_time_s=compute_time_s(history),
+        stop_reason=opt_result.stop_reason,
     )
-
-
-def _records(path: Path):
-    from gego.optimize import Study
-
-    if not path.is_file():
-        return []
-    with Study.open(path) as study:
-        return study.records()
 
 
 def run_seed(problem: CalibrationProblem, config: WorkflowConfig, seed: int, path: Path, *, workers: int = 1,
@@ -225,7 +223,14 @@ def run_seed(problem: CalibrationProblem, config: WorkflowConfig, seed: int, pat
 
 def _run_seed_in_worker(problem, config, seed, path, meta):
     # Top level so that it pickles to the seed-parallel pool; no bars in workers (the parent
-    # process follows every study file).
+    # process follows every study file). One solver thread per worker: the workers already
+    # fill the cores.
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except ImportError:
+        pass
     return run_seed(problem, config, seed, path, workers=1, quiet=True, meta=meta)
 
 

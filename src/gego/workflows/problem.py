@@ -13,7 +13,6 @@ reason, so the loop records it as failed and the surrogate leaves it out.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -333,8 +332,3 @@ def build_problem(config: WorkflowConfig, reference: xr.Dataset, energy_source: 
         objective=build_objective(config, reference_on_grid(reference, settings.n_y, settings.nx)),
         log_floor=config.log_floor,
     )
-
-
-def replace_values(problem: CalibrationProblem, **fixed) -> CalibrationProblem:
-    """A copy of `problem` with some fixed values changed."""
-    return dataclasses.replace(problem, fixed={**problem.fixed, **fixed})

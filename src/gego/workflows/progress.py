@@ -54,7 +54,8 @@ def snapshot_of(records) -> StudySnapshot:
 
 def describe(snap: StudySnapshot) -> tuple[str, str]:
     """(phase, postfix) texts of a bar: ``"LHS"`` or ``"EGO it 12"``, and ``"best=0.1234"``."""
-    phase = "LHS" if not snap.design_done else f"EGO it {snap.iteration}"
+    # Once the design is done, the iteration being worked on is at least the first EGO one.
+    phase = "LHS" if not snap.design_done else f"EGO it {max(snap.iteration, 1)}"
     postfix = "best=-" if math.isinf(snap.best) else f"best={snap.best:.4g}"
     if snap.failed:
         postfix += f" failed={snap.failed}"

@@ -93,11 +93,13 @@ class StudyRun:
 
     def costs(self) -> dict:
         """Runs, failures and times (s) of this study."""
+        from gego.workflows.calibrate import compute_time_s
+
         records = [r for r in self.data.records if r.status in ("complete", "failed")]
         started = [r.started for r in records if r.started]
         finished = [r.finished for r in records if r.finished]
         return {"n_runs": len(records), "n_failed": sum(r.status == "failed" for r in records),
-                "compute_time_s": float(sum(r.duration_s or 0.0 for r in records)),
+                "compute_time_s": compute_time_s(records),
                 "span_s": float(max(finished) - min(started)) if started and finished else 0.0}
 
 
@@ -317,7 +319,7 @@ def plot_convergence(runs: list[StudyRun], out: Path, target: dict | None) -> li
         trace = np.where(started[:, None], d.x[best_at], np.nan)
         count = np.arange(1, obj.size + 1)
         for k, name in enumerate(names):
-            axes[k, 0].plot(count, trace[:, k], lw=1.2, label=f"seed {run.seed}")
+            axes[k, 0].plot(count, trace[:, k], lw=1.2, drawstyle="steps-post", label=f"seed {run.seed}")
         rows.extend([run.seed, int(c), *t] for c, t in zip(count, trace))
     for k, name in enumerate(names):
         ax = axes[k, 0]

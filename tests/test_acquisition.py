@@ -113,8 +113,9 @@ def test_log_ei_matches_arbitrary_precision_reference():
 def test_log_ei_gradient_matches_finite_differences(mean, std, f_min):
     _, d_mean, d_std = log_expected_improvement_with_gradient(mean, std, f_min)
     h_m, h_s = 1e-6 * max(1.0, std), 1e-6 * std
-    fd_mean = (log_expected_improvement(mean + h_m, std, f_min) - log_expected_improvement(mean - h_m, std, f_min)) / (2 * h_m)
-    fd_std = (log_expected_improvement(mean, std + h_s, f_min) - log_expected_improvement(mean, std - h_s, f_min)) / (2 * h_s)
+    log_ei = log_expected_improvement
+    fd_mean = (log_ei(mean + h_m, std, f_min) - log_ei(mean - h_m, std, f_min)) / (2 * h_m)
+    fd_std = (log_ei(mean, std + h_s, f_min) - log_ei(mean, std - h_s, f_min)) / (2 * h_s)
     assert float(d_mean) == pytest.approx(float(fd_mean), rel=1e-4, abs=1e-6)
     assert float(d_std) == pytest.approx(float(fd_std), rel=1e-4, abs=1e-6)
 
@@ -242,8 +243,9 @@ def test_ego_on_branin_improves_far_beyond_the_design():
 
 @pytest.mark.slow
 def test_ego_on_branin_reaches_global_minimum_region():
-    """Full run: 10 LHS points + 20 EI iterations reach within 3 % of the minimum 0.397887."""
-    assert run_ego_on_branin(20).min() < 0.41
+    """Full run (the issue's benchmark setting): 10 LHS points + 30 EI iterations reach the
+    minimum 0.397887 to 0.15 % (the issue quotes egobox 0.39789, BoTorch 0.40039 after 40)."""
+    assert run_ego_on_branin(30).min() < 0.3985
 
 
 def test_bad_arguments_raise_config_errors(rng):
@@ -287,3 +289,23 @@ def test_screened_ranking_matches_brute_force(rng):
         screened = maximize_ei(gp, y.min(), rng=np.random.default_rng(seed), screen=True, **kwargs)
         brute = maximize_ei(gp, y.min(), rng=np.random.default_rng(seed), screen=False, **kwargs)
         np.testing.assert_allclose(screened, brute, rtol=0, atol=1e-9)
+
+
+def test_proposals_bit_identical_on_replay_in_both_modes():
+    """The loop's crash-resume replays fit/append and must propose identical points: same
+    inputs and seeds give bit-identical proposals, with the exact GP and with local GPs."""
+    data_rng = np.random.default_rng(5)
+    X = data_rng.random((320, 3))
+    y = np.sin(4 * X[:, 0]) + X[:, 1] * X[:, 2]
+
+    def replay(max_points_exact):
+        gp = GaussianProcess(seed=9, max_points_exact=max_points_exact, local_neighbours=64,
+                             max_points_fit=60, n_restarts=1)
+        gp.fit(X[:300], y[:300])
+        gp.append(X[300:], y[300:])
+        return propose_batch(gp, y.min(), 2, rng=np.random.default_rng(4), n_candidates=256), gp.uses_local
+
+    for max_points_exact in (2000, 200):
+        (first, local_a), (second, local_b) = replay(max_points_exact), replay(max_points_exact)
+        assert local_a == local_b == (max_points_exact == 200)
+        assert np.array_equal(first, second)

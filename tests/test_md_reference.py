@@ -134,6 +134,10 @@ def test_cli_errors_are_one_line(banded_run, capsys, tmp_path):
     code = main(["coarse-grain", str(folder / "dump.shear"), "--log", str(folder / "log.lammps"), "--energy-column",
                  "c_nope", "--out", str(tmp_path / "r.nc"), "--quiet"])
     assert code == 2 and "c_nope" in capsys.readouterr().err
+    code = main(["coarse-grain", str(folder / "dump.shear"), "--log", str(folder / "log.lammps"), "--positions", "xs",
+                 "--out", str(tmp_path / "r.nc"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no position columns" in err and err.count("\n") == 1
 
 
 def test_log_not_covering_the_dump_is_an_error(banded_run):

@@ -241,7 +241,8 @@ def test_replayed_surrogate_is_bit_identical_to_the_live_one(tmp_path):
     minimize(bowl, BOX, n_init=6, budget=12, seed=8, study=path, refit_every=3, **FAST)
     box = make_box(BOX)
     settings = EgoSettings(n_init=6, seed=8, refit_every=3, n_candidates=256,
-                           surrogate_options={"n_restarts": 1}, acquisition_options={"n_polish": 1})
+                           surrogate_options={"noise_floor": 1e-10, "n_restarts": 1},
+                           acquisition_options={"n_polish": 1})
     probe = np.random.default_rng(0).random((50, 2))
     with Study.open(path) as study:
         history = study.records()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import textwrap
 from pathlib import Path
@@ -144,25 +143,15 @@ def _toml(value) -> str:
 
 
 def write_json(path: Path | None, summary: dict) -> None:
+    from gego.workflows.calibrate import json_safe
+
     if path is None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_json_safe(summary), indent=1))
+        path.write_text(json.dumps(json_safe(summary), indent=1))
     except OSError as exc:
         raise ConfigError(f"--json {path}: cannot write ({exc.strerror or type(exc).__name__})") from None
-
-
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item"):
-        return _json_safe(value.item())
-    return value
 
 
 # ------------------------------------------------------------------------- text output

@@ -28,6 +28,8 @@ def add_parser(subparsers, name: str, help_text: str) -> argparse.ArgumentParser
     p.add_argument("--cutoff", type=float, default=None, help="cutoff r_cut of Eq 36 (default 3 x length)")
     p.add_argument("--neighbour-cutoff", type=float, default=None, help="D2min neighbour distance (default 2 x mean atomic spacing)")
     p.add_argument("--energy-column", default=None, help="per-atom energy column (default: found by name, e.g. c_pe)")
+    p.add_argument("--positions", choices=("x", "xs", "xu", "xsu"), default=None,
+                   help="coordinate columns (default: xu/xsu if present, else x/xs with image flags ix iy iz)")
     p.add_argument("--units", default="metal", help="LAMMPS units of the run: metal (bar), real (atm), lj, si, cgs (default metal)")
     p.add_argument("--lj-epsilon-ev", type=float, default=None, help="for lj units: epsilon in eV (with --lj-sigma-angstrom: write eV, A, GPa)")
     p.add_argument("--lj-sigma-angstrom", type=float, default=None, help="for lj units: sigma in A")
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         lj_epsilon_ev=args.lj_epsilon_ev,
         lj_sigma_angstrom=args.lj_sigma_angstrom,
         dims=args.dims,
+        position_kind=args.positions,
         progress=not args.quiet,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)

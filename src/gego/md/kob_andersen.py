@@ -7,8 +7,10 @@ epsilon_AA, time in tau = sigma sqrt(m / epsilon), stress in epsilon / sigma^2 i
    random (seeded); Kob-Andersen pair parameters eps_AB = 1.5, eps_BB = 0.5, sigma_AB = 0.8,
    sigma_BB = 0.88, cutoffs 2.5 sigma_ab, shifted;
 2. melt at ``melt_temperature`` with a Nose-Hoover thermostat (fix nvt, enforce2d);
-3. quench at constant volume, thermostat target ramped linearly to ``shear_temperature`` over
-   ``quench_steps``; the quench rate sets how well annealed the glass is;
+3. optionally age the supercooled liquid: ramp to ``anneal_temperature`` over
+   ``anneal_quench_steps`` and hold it for ``anneal_steps`` (a cheap way to a more stable glass);
+   then quench at constant volume, thermostat target ramped linearly to ``shear_temperature``
+   over ``quench_steps``; the quench history sets how well annealed the glass is;
 4. shear with SLLOD (fix nvt/sllod) in a deforming triclinic cell (fix deform xy erate, remap v,
    Lees-Edwards boundaries) to ``max_strain``, dumping ``id type x y z ix iy iz c_pe`` in
    ``n_frames`` + 1 frames (the first is the unsheared reference) and thermo ``step temp pe press

@@ -82,6 +82,7 @@ def atom_frames(
     energy_column: str | None = None,
     neighbour_cutoff: float | None = None,
     dims: int | None = None,
+    position_kind: str | None = None,
 ) -> Iterator[AtomFrame]:
     """Stream :class:`AtomFrame` s from a dump; frame 0 is the reference (unsheared) configuration.
 
@@ -92,10 +93,12 @@ def atom_frames(
     energy_column : name of the energy column (found by itself when None)
     neighbour_cutoff : D2min neighbour distance; default 2 x (volume per atom)^(1/dims)
     dims : 2 (a 2-D run, z constant) or 3 (e.g. a thin periodic slab); detected when None
+    position_kind : force the coordinate columns (``x``, ``xs``, ``xu``, ``xsu``); by default
+        unwrapped columns are preferred, then wrapped (with image flags), then scaled
     """
     reference = None
     pairs = None
-    for frame in iter_dump(dump_path, energy_column=energy_column, require_energy=True):
+    for frame in iter_dump(dump_path, energy_column=energy_column, position_kind=position_kind, require_energy=True):
         unwrapped = frame.unwrapped_positions()
         if reference is None:
             dims = _dimensionality(frame) if dims is None else dims
@@ -232,6 +235,7 @@ def build_reference(
     lj_epsilon_ev: float | None = None,
     lj_sigma_angstrom: float | None = None,
     dims: int | None = None,
+    position_kind: str | None = None,
     progress: bool = False,
 ) -> xr.Dataset:
     """Coarse-grain a LAMMPS shear run into a reference dataset (layout of :mod:`gego.datasets`).
@@ -253,6 +257,7 @@ def build_reference(
         epsilon/sigma^2, is divided by a film thickness of one sigma). Without them the dataset
         stays in LJ units (the attributes say so) and the STZ parameters must be given in LJ units.
     dims : 2 or 3 for the local-strain fit (detected when None)
+    position_kind : coordinate columns to use (x, xs, xu, xsu; chosen by itself when None)
     progress : show a tqdm progress bar over frames
     """
     if log_path is None:
@@ -264,7 +269,7 @@ def build_reference(
         raise ConfigError("give both --lj-epsilon-ev and --lj-sigma-angstrom (or neither)")
     if lj_mapped and not (lj_epsilon_ev > 0 and lj_sigma_angstrom > 0):
         raise ConfigError("--lj-epsilon-ev and --lj-sigma-angstrom must be positive")
-    frames: Iterable[AtomFrame] = atom_frames(dump_path, energy_column, neighbour_cutoff, dims)
+    frames: Iterable[AtomFrame] = atom_frames(dump_path, energy_column, neighbour_cutoff, dims, position_kind)
     if progress:
         from tqdm import tqdm
 

@@ -143,6 +143,21 @@ def _finite(value: float):
     return float(value) if math.isfinite(value) else None
 
 
+def json_safe(value):
+    """Plain JSON data: numpy scalars and arrays unpacked, tuples as lists, NaN/inf as None."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 # --------------------------------------------------------------------------------- studies
 def study_paths(config: WorkflowConfig, study: str | Path | None) -> list[Path]:
     """Study file of each seed: `study` itself for one seed, ``<stem>-seed<S><suffix>`` for

@@ -32,6 +32,7 @@ import numpy as np
 
 from gego.errors import GegoError
 from gego.workflows import progress
+from gego.workflows.calibrate import json_safe
 from gego.workflows.config import PARAMETERS, WorkflowConfig
 from gego.workflows.problem import DELTA_KEY
 
@@ -478,7 +479,7 @@ def make_report(paths, out: str | Path, *, quiet: bool = False, simulate: bool =
     dict
         The summary shown in the HTML page (also written as ``summary.json``), with ``files``.
     """
-    from gego.workflows.problem import build_problem, reference_on_grid
+    from gego.workflows.problem import build_problem
 
     started = time.perf_counter()
     runs = load_runs(paths)
@@ -553,7 +554,7 @@ def make_report(paths, out: str | Path, *, quiet: bool = False, simulate: bool =
     summary["report_time_s"] = time.perf_counter() - started
     summary["config"] = config.to_dict() if config else None
     summary["files"] = [str(f) for f in files]
-    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1))
+    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1))
     index = out / "index.html"
     index.write_text(render_html(summary, [f.name for f in files if f.suffix == ".png"]))
     summary["files"] += [str(out / "summary.json"), str(index)]
@@ -616,20 +617,6 @@ def _spread(runs: list[StudyRun], names) -> dict:
 
 def _finite(value):
     return float(value) if value is not None and math.isfinite(value) else None
-
-
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, (np.generic,)):
-        return _json_safe(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def render_html(summary: dict, images: list[str]) -> str:

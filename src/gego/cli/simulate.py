@@ -16,7 +16,12 @@ from gego.errors import ConfigError, DataFormatError
 
 
 def add_parser(subparsers, name: str, help_text: str):
-    p = subparsers.add_parser(name, help=help_text, description=__doc__.split("\n\n")[0] + ".")
+    p = subparsers.add_parser(
+        name, help=help_text,
+        description="Run the STZ continuum solver (paper Sec 5.1.2-5.1.4) once and write a NetCDF file with"
+                    " dims (frame, y, x). Units: beta 1/eV, E0 eV, s_y GPa, l_chi A, chi_inf dimensionless"
+                    " (T_inf = 21000 chi_inf K). Options not given take the --preset values; chi_inf is derived"
+                    " from the final energy frame unless --chi-inf is given.")
     p.add_argument("--preset", default="validation_target",
                    choices=["table1", "reference_code", "validation_target", "paper_optimum"],
                    help="parameter preset the options below override (default: validation_target)")

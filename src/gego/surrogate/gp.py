@@ -19,7 +19,10 @@ The training covariance is factorised once, ``K + sigma_n^2 I = L L^T`` (Cholesk
 numerically positive definite a jitter is added to the diagonal and escalated by factors of 100
 instead of failing. Appending points between refits extends L by a block update in
 O(N^2 m) rather than refactorising in O(N^3). Above `max_points_exact` training points the GP
-switches to local GPs on the nearest points (gego.surrogate.local, the paper's Sec 6).
+switches to local GPs on the nearest points (gego.surrogate.local, the paper's Sec 6), and the
+hyperparameters are always fitted on at most `max_points_fit` points (a seeded subset), so a
+refit costs O(max_points_fit^3) whatever N. BLAS runs single-threaded inside the GP (see
+single_thread_blas): its many small calls only lose to thread contention.
 """
 
 from __future__ import annotations

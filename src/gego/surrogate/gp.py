@@ -823,7 +823,9 @@ class GaussianProcess:
 
         Notes
         -----
-        Uses all current training points: O(N^3), meant for checks and diagnostics.
+        Uses all current training points in exact mode (O(N^3), for checks and diagnostics); in
+        local mode (N > max_points_exact) the seeded subset that fit uses, so that memory stays
+        O(max_points_fit^2) rather than several N x N matrices (3 GB at N = 8,000).
         """
         hp = self._require_hp()
         theta = hp.theta if theta is None else np.asarray(theta, dtype=float).reshape(-1)
@@ -831,6 +833,8 @@ class GaussianProcess:
             raise ConfigError(f"theta: expected {hp.length_scales.size + 2} values, got {theta.size}")
         X = self.X_train
         ys = (self.y_train - hp.y_mean) / hp.y_std
+        if self._local is not None:
+            X, ys = self._fitting_subset(X, ys)
         lml, grad = log_marginal_likelihood_standardised(theta, X, ys, hp.kernel, eval_gradient)
         return (lml, grad) if eval_gradient else lml
 

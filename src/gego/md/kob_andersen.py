@@ -79,7 +79,7 @@ class ShearProtocol:
         return every
 
 
-def write_input(protocol: ShearProtocol, folder: str | Path, dump_name: str = "dump.shear", log_name: str = "log.lammps") -> Path:
+def write_input(protocol: ShearProtocol, folder: str | Path, dump_name: str = "dump.shear") -> Path:
     """Write ``in.shear`` for ``protocol`` into ``folder``; returns its path."""
     p = protocol
     if p.thermo_every <= 0 or p.dump_every % p.thermo_every:

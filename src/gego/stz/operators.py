@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "Wavenumbers",
     "wavenumbers",
+    "box_symbols_full",
     "project_velocity",
     "advection_increment",
     "centered_gradient",
@@ -65,6 +66,21 @@ def wavenumbers(nx: int, ny: int, length_x: float, length_y: float, kind: str = 
     else:
         raise ValueError(f"unknown derivative kind {kind!r}")
     return Wavenumbers(kappa1, kappa2, average)
+
+
+def box_symbols_full(nx: int, ny: int, length_x: float, length_y: float) -> tuple[np.ndarray, np.ndarray]:
+    """The ``"box"`` symbols kappa_1, kappa_2 of :func:`wavenumbers` on the full ``(ny, nx)`` ``fft2`` grid, 1/A.
+
+    Used by the compiled projection (:mod:`gego.stz.fast`), which transforms the two corner
+    force components packed as one complex field and so needs every wavevector, not the
+    ``rfft2`` half plane. The symbols are odd in k; the operator M(k) they build is even.
+    """
+    h1, h2 = length_x / nx, length_y / ny
+    k1 = 2.0 * np.pi * np.fft.fftfreq(nx, d=h1)[None, :]
+    k2 = 2.0 * np.pi * np.fft.fftfreq(ny, d=h2)[:, None]
+    kappa1 = (2.0 / h1) * np.sin(0.5 * k1 * h1) * np.cos(0.5 * k2 * h2)
+    kappa2 = (2.0 / h2) * np.cos(0.5 * k1 * h1) * np.sin(0.5 * k2 * h2)
+    return np.ascontiguousarray(kappa1), np.ascontiguousarray(kappa2)
 
 
 def project_velocity(stress_star: np.ndarray, gamma: float, dt: float, lame_lambda, mu,

@@ -14,14 +14,15 @@ order of the authors' C++ (advection_step, then projection_step):
 The state is batched: every array carries a leading axis over parameter sets, so one call
 advances a whole batch; parameters enter as ``(B, 1, 1)`` arrays. :func:`_step` is the
 readable numpy reference of one step; with numba (and rocket-fft) installed, whole frames run
-in the compiled :func:`gego.stz.fast.run_steps`, which performs the same arithmetic
-(``tests/test_stz_fast.py``). :func:`_step_fast` drives the same compiled kernels one step at a
-time from Python (used by the benchmarks to split the cost).
+in the compiled :func:`gego.stz.fast.run_steps`, which performs the same arithmetic (its box
+projection uses two complex FFTs of real-space corner forces instead of nine real ones; equal to
+round-off, ``tests/test_stz_fast.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -268,31 +269,34 @@ def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: Solv
     return _State(sigma_new, chi_new, refmap_new, velocity, grad), member_stuck
 
 
-def _step_fast(state: _State, gamma: float, dt: float, mat: _Material, settings: SolverSettings,
-               wn: operators.Wavenumbers, h1: float, h2: float) -> tuple[_State, np.ndarray]:
-    """The same step as :func:`_step` with the compiled kernels of :mod:`gego.stz.fast`."""
-    nb = state.chi.shape[0]
+def _run_compiled_steps(state: _State, gamma0: float, n_steps: int, dt: float, mat: _Material,
+                        settings: SolverSettings) -> np.ndarray:
+    """Advance ``state`` in place by ``n_steps`` compiled steps from strain ``gamma0``; returns stuck per member."""
     ny, nx = state.chi.shape[1:]
-    mu, lam = mat.mu.ravel(), mat.lame_lambda.ravel()
-    sig_star = np.empty_like(state.sigma)
-    chi_new = np.empty_like(state.chi)
-    ref_new = np.empty_like(state.refmap)
-    fft_in = np.empty((nb, 3, ny, nx))
-    stuck = np.zeros(nb, dtype=np.bool_)
-    fast.explicit_stage(state.sigma, state.chi, state.refmap, state.velocity, state.grad, gamma, dt,
-                        mu, lam, mat.eps0_per_strain.ravel(), mat.c0.ravel(), mat.chi_inf.ravel(),
-                        mat.l_chi.ravel(), settings.diffusion == "paper", settings.adapt_dev,
-                        settings.max_substeps, h1, h2, sig_star, chi_new, ref_new, fft_in, stuck)
-    gamma_new = gamma + dt
-    spec = np.fft.rfft2(fft_in, axes=(-2, -1))
-    spec_out = np.empty((nb, 6) + spec.shape[2:], dtype=complex)
-    fast.spectral_stage(spec, wn.kappa1, wn.kappa2, wn.average, gamma_new, dt, lam, mu, spec_out)
-    real = np.fft.irfft2(spec_out, s=(ny, nx), axes=(-2, -1))
-    sigma_new = np.empty_like(state.sigma)
-    velocity = np.empty_like(state.velocity)
-    grad = np.empty_like(state.grad)
-    fast.finish_stage(sig_star, real, gamma_new, dt, lam, mu, sigma_new, velocity, grad)
-    return _State(sigma_new, chi_new, ref_new, velocity, grad), stuck
+    h1, h2 = settings.cell_length_angstrom / nx, settings.length_y_angstrom / ny
+    kappa1, kappa2, average = _compiled_symbols(nx, ny, settings.cell_length_angstrom, settings.length_y_angstrom,
+                                                settings.derivative)
+    stuck = np.zeros(state.chi.shape[0], dtype=np.bool_)
+    fast.run_steps(state.sigma, state.chi, state.refmap, state.velocity, state.grad, gamma0, n_steps, dt,
+                   mat.mu.ravel(), mat.lame_lambda.ravel(), mat.eps0_per_strain.ravel(), mat.c0.ravel(),
+                   mat.chi_inf.ravel(), mat.l_chi.ravel(), settings.diffusion == "paper", settings.adapt_dev,
+                   settings.max_substeps, h1, h2, settings.derivative == "box", kappa1, kappa2, average, stuck)
+    return stuck
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_symbols(nx: int, ny: int, length_x: float, length_y: float, kind: str):
+    """Symbols for :func:`fast.run_steps`: box -> full-grid kappas; spectral -> the rfft-grid Wavenumbers.
+
+    Cached: the operators are constant over a run (the strain enters per step). Callers must not
+    modify them (they stay writeable so numba compiles a single signature).
+    """
+    wn = operators.wavenumbers(nx, ny, length_x, length_y, kind)
+    if kind == "box":
+        kappa1, kappa2 = operators.box_symbols_full(nx, ny, length_x, length_y)
+    else:
+        kappa1, kappa2 = np.ascontiguousarray(wn.kappa1), np.ascontiguousarray(wn.kappa2)
+    return kappa1, kappa2, np.ascontiguousarray(wn.average)
 
 
 def _green_lagrange(refmap: np.ndarray, gamma: float, h1: float, h2: float):
@@ -358,17 +362,11 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
     state = _State(sigma=np.zeros((n, 4, ny, nx)), chi=chi0[members].copy(), refmap=np.zeros((n, 2, ny, nx)),
                    velocity=np.zeros((n, 2, ny, nx)), grad=np.zeros((n, 4, ny, nx)))
     _record(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
-    step = _step_fast if use_fast else _step
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for k in range(1, n_out):
             if use_fast:  # whole frame in compiled code; state updated in place
-                stuck = np.zeros(members.size, dtype=np.bool_)
-                fast.run_steps(state.sigma, state.chi, state.refmap, state.velocity, state.grad,
-                               gamma_frames[k - 1], settings.steps_per_frame, dt, mat.mu.ravel(),
-                               mat.lame_lambda.ravel(), mat.eps0_per_strain.ravel(), mat.c0.ravel(),
-                               mat.chi_inf.ravel(), mat.l_chi.ravel(), settings.diffusion == "paper",
-                               settings.adapt_dev, settings.max_substeps, h1, h2, wn.kappa1, wn.kappa2,
-                               wn.average, stuck)
+                stuck = _run_compiled_steps(state, gamma_frames[k - 1], settings.steps_per_frame, dt, mat,
+                                            settings)
                 if stuck.any():
                     for m in members[stuck]:
                         reasons[m] = (f"stiffness cap: more than {settings.max_substeps} plastic sub-steps"
@@ -379,7 +377,7 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
                         return
             for j in range(0 if use_fast else settings.steps_per_frame):
                 gamma = gamma_frames[k - 1] + j * dt
-                state, stuck = step(state, gamma, dt, mat, settings, wn, h1, h2)
+                state, stuck = _step(state, gamma, dt, mat, settings, wn, h1, h2)
                 if stuck.any():
                     for m in members[stuck]:
                         reasons[m] = (f"stiffness cap: more than {settings.max_substeps} plastic sub-steps"

@@ -176,7 +176,7 @@ def sobol_indices(predict, dim: int, *, n_base: int = 4096, seed: int = 0) -> di
 
 
 def identifiability(x, y, bounds, names, *, kernel: str = "matern52", seed: int = 0, n_candidates: int = 16384,
-                    near_fraction: float = 0.05, inverse=None) -> dict:
+                    near_fraction: float = 0.05, min_fraction: float = 0.01, inverse=None) -> dict:
     """Which parameters the objective determines, and which trade off, from a GP surrogate.
 
     A GP (the loop's surrogate) is fitted to every completed run. Its mean is then searched on
@@ -220,9 +220,10 @@ def identifiability(x, y, bounds, names, *, kernel: str = "matern52", seed: int 
     y_raw = inverse(y)
     f_best = float(y_raw.min())
     threshold = f_best + near_fraction * max(float(np.median(y_raw)) - f_best, 0.0)
+    # At least the best 1 % of the box: with a sharp optimum the threshold alone may keep a
+    # handful of points, too few for a spread or a correlation.
+    threshold = max(threshold, float(np.quantile(inverse(mu), min_fraction)))
     near = candidates[inverse(mu) <= threshold]
-    if len(near) < 2:  # a very sharp optimum: keep the best few candidates
-        near = candidates[np.argsort(mu)[: max(2, len(names) + 1)]]
     near_user = lower + near * width
     p05, p50, p95 = np.percentile(near_user, [5, 50, 95], axis=0)
     correlation = np.corrcoef(near, rowvar=False) if len(near) > 2 else np.eye(len(names))

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings as hyp_settings, strategies as st
 
 from gego.stz import SolverSettings, VALIDATION_TARGET, simulate_batch
 from gego.stz import fast
@@ -30,3 +31,61 @@ def test_numba_backend_matches_numpy_reference(diffusion, derivative):
             # the FFTs differ in the last bit (numpy vs rocket-fft) and band formation amplifies
             # round-off (~10x per frame here), hence 1e-7 rather than machine precision
             assert np.abs(r[name] - g[name]).max() <= 1e-7 * max(1.0, np.abs(r[name]).max())
+
+
+@hyp_settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), gamma=st.floats(-0.5, 1.0), ny=st.integers(4, 11), nx=st.integers(4, 11))
+def test_box_corner_projection_matches_reference_projection(seed, gamma, ny, nx):
+    """Real-space corner forces + one complex FFT pair (fast.py) == operators.project_velocity (3 + 6 real FFTs).
+
+    Checks velocity, L = grad u and the elastically corrected stress (Eq 30-31) on random stresses,
+    even and odd grid sizes (Nyquist rows/columns present or not) and rectangular cells.
+    """
+    from gego.stz import operators, physics
+
+    rng = np.random.default_rng(seed)
+    lx, ly, dt, lam, mu = 160.0, 120.0, 1e-3, 40.0, 20.0
+    h1, h2 = lx / nx, ly / ny
+    sheared_star = rng.normal(size=(4, ny, nx))  # sigma* in the sheared frame (Eq 35)
+    phys = physics.sheared_to_physical(gamma, *sheared_star)
+    phys_star = np.ascontiguousarray(np.stack(phys[:3]))
+
+    wn = operators.wavenumbers(nx, ny, lx, ly, "box")
+    velocity_ref, grad_ref = operators.project_velocity(phys_star[None], gamma, dt, lam, mu, wn)
+    elastic = physics.elastic_stress_rate(grad_ref[0, 0], grad_ref[0, 1] + 1.0, grad_ref[0, 2], grad_ref[0, 3],
+                                          lam, mu)
+    sigma_ref = sheared_star + np.stack(physics.physical_to_sheared(gamma, *(dt * e for e in elastic)))
+
+    kappa1, kappa2 = operators.box_symbols_full(nx, ny, lx, ly)
+    z = np.empty((ny, nx), complex)
+    fast.corner_force_stage(phys_star, gamma, h1, h2, z)
+    uhat = np.empty((ny, nx), complex)
+    fast.box_solve_stage(np.fft.fft2(z), kappa1, kappa2, gamma, dt, lam, mu, uhat)
+    sigma, velocity, grad = np.empty((4, ny, nx)), np.empty((2, ny, nx)), np.empty((4, ny, nx))
+    fast.box_finish_stage(np.fft.ifft2(uhat), sheared_star, gamma, dt, lam, mu, h1, h2,
+                          np.empty((2, ny + 1, nx + 1)), sigma, velocity, grad)
+
+    scale_v = np.abs(velocity_ref).max() + 1e-300
+    scale_g = np.abs(grad_ref).max()
+    assert scale_g > 1e-3, "the random stress must drive a velocity"
+    assert np.abs(velocity - velocity_ref[0]).max() <= 1e-11 * max(scale_v, scale_g * max(h1, h2))
+    assert np.abs(grad - grad_ref[0]).max() <= 1e-11 * scale_g
+    assert np.abs(sigma - sigma_ref).max() <= 1e-11 * np.abs(sigma_ref).max()
+
+
+def test_box_symbols_full_agree_with_rfft_half_plane():
+    """The full-grid symbols equal the rfft-grid ones on the shared columns (below Nyquist) and are odd in k."""
+    from gego.stz import operators
+
+    for nx, ny in ((8, 6), (9, 7)):
+        wn = operators.wavenumbers(nx, ny, 100.0, 70.0, "box")
+        k1, k2 = operators.box_symbols_full(nx, ny, 100.0, 70.0)
+        shared = (nx + 1) // 2  # columns 0 .. ceil(nx/2)-1 have the same (non-negative) frequency in both
+        assert np.allclose(k1[:, :shared], wn.kappa1[:, :shared], atol=1e-15)
+        assert np.allclose(k2[:, :shared], wn.kappa2[:, :shared], atol=1e-15)
+        neg = (-np.arange(ny)[:, None] % ny, -np.arange(nx)[None, :] % nx)
+        odd_rows = np.arange(ny) * 2 != ny  # Nyquist row/column map to themselves: skip
+        odd_cols = np.arange(nx) * 2 != nx
+        mask = odd_rows[:, None] & odd_cols[None, :]
+        assert np.allclose(k1[neg][mask], -k1[mask], atol=1e-15)
+        assert np.allclose(k2[neg][mask], -k2[mask], atol=1e-15)

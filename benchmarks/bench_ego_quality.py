@@ -231,9 +231,12 @@ def main(argv=None):
     budget = args.budget or (100 if full else 40)
     optimisers = (args.peers or ("gego,egobox,botorch,smt" if full else "gego")).split(",")
     functions = args.functions.split(",")
-    for name in functions + optimisers:
-        if name not in FUNCTIONS and name not in OPTIMISERS:
-            parser.error(f"unknown function or optimiser {name!r}")
+    for name in functions:
+        if name not in FUNCTIONS:
+            parser.error(f"--functions: unknown test function {name!r} (expected {', '.join(FUNCTIONS)})")
+    for name in optimisers:
+        if name not in OPTIMISERS:
+            parser.error(f"--peers: unknown optimiser {name!r} (expected {', '.join(OPTIMISERS)})")
     results = run(functions, optimisers, list(range(n_seeds)), budget)
     print(json.dumps({"benchmark": "ego_quality", "seeds": n_seeds, "budget": budget, "q": 1,
                       "machine": platform.machine(), "cpu_count": os.cpu_count(), "results": results,

@@ -229,8 +229,9 @@ def test_refit_schedule_is_a_function_of_the_history():
         return rows
 
     rows = history([10] + [1] * 12)
-    assert refit_schedule(rows, 12, None) == list(range(1, 13))  # small N: refit every iteration
-    assert refit_schedule(rows, 12, 3) == [1, 4, 7, 10]
+    assert refit_schedule(rows, 12, None) == [1, 4, 7, 10]  # small N: every 3 new points
+    assert refit_schedule(rows, 12, 1) == list(range(1, 13))
+    assert refit_schedule(history([10] + [2] * 6), 6, 3) == [1, 3, 5]  # batches of 2: 4 >= 3 new points
     assert refit_schedule(history([200] + [1] * 12), 12, None) == [1, 11]  # 5 % of 200 = 10 new points
     # Failed design rows do not count: the first fit waits for 2 completed points.
     assert refit_schedule(history([3, 1, 1, 1], failed_at=(0,)), 3, None) == [3]

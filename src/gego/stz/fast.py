@@ -3,8 +3,8 @@ reference in :mod:`gego.stz.solver` / :mod:`gego.stz.physics` / :mod:`gego.stz.o
 ``tests/test_stz_fast.py`` checks the two paths agree.
 
 :func:`run_steps` runs whole frames inside compiled code (FFTs from ``numpy.fft`` made available
-to numba by the ``rocket-fft`` package). One step is five member-level stages, each a single
-pass over the grid into preallocated scratch arrays (no temporaries in the step loop):
+to numba by the ``rocket-fft`` package). One step is a short sequence of member-level stages, each a
+single pass over the grid into scratch arrays allocated once per call (no temporaries per step):
 
 1. :func:`plastic_stage`    plastic relaxation and chi source per cell (Eq 29, 32-33);
 2. :func:`diffusion_stage`  explicit, sub-cycled chi diffusion (Eq 29, 34);

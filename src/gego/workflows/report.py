@@ -431,7 +431,7 @@ def plot_identifiability(ident: dict, bounds, path: Path, csv_path: Path) -> lis
             ax.tick_params(labelsize=6)
     fig.suptitle(f"near-optimal set of the GP surrogate ({len(near)} points, objective <= {ident['threshold']:.4g})",
                  fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.08, top=0.9, wspace=0.35, hspace=0.45)  # tight_layout is slow here
     fig.savefig(path, dpi=120)
     plt.close(fig)
     rows = [[n, ident["spread"][n]["p05"], ident["spread"][n]["p50"], ident["spread"][n]["p95"],

@@ -89,3 +89,18 @@ def test_box_symbols_full_agree_with_rfft_half_plane():
         mask = odd_rows[:, None] & odd_cols[None, :]
         assert np.allclose(k1[neg][mask], -k1[mask], atol=1e-15)
         assert np.allclose(k2[neg][mask], -k2[mask], atol=1e-15)
+
+
+@pytest.mark.slow
+def test_numba_matches_numpy_on_full_default_run():
+    """The production settings (32 x 32, 100 frames, 60 steps per frame): both backends agree to round-off."""
+    from gego.datasets import load_cuzr
+
+    energy = load_cuzr()["energy"].values
+    ref = simulate_batch([VALIDATION_TARGET], energy[0], energy_final_ev=energy[-1],
+                         settings=SolverSettings(backend="numpy"))[0]
+    got = simulate_batch([VALIDATION_TARGET], energy[0], energy_final_ev=energy[-1],
+                         settings=SolverSettings(backend="numba"))[0]
+    assert ref.ok and got.ok and ref.strain_xy_eng[-1].max() > 1.5
+    for name in ("strain_xy_eng", "chi", "stress_xy_gpa", "stress_xy_sheared_gpa", "pressure_gpa"):
+        assert np.abs(ref[name] - got[name]).max() <= 1e-10 * max(1.0, np.abs(ref[name]).max())

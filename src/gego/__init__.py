@@ -10,10 +10,38 @@ The package layout follows the pipeline of the paper (Kontolati et al., Grassman
 - :mod:`gego.md`          LAMMPS readers and coarse-graining (Sec 5.1.4, Eq 36-38)
 - :mod:`gego.workflows`   calibrate / validate / evaluate / report (Sec 5.3-5.4)
 - :mod:`gego.datasets`    the bundled CuZr MD reference
+
+Top-level names are imported lazily, so ``import gego`` stays cheap (worker processes and the
+crash-resume subprocesses import it many times).
 """
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-from gego.datasets import load_cuzr, load_reference  # noqa: E402
+_LAZY = {
+    "minimize": "gego.optimize",
+    "load_study": "gego.optimize",
+    "Objective": "gego.objective",
+    "load_cuzr": "gego.datasets",
+    "load_reference": "gego.datasets",
+    "simulate": "gego.stz",
+    "simulate_batch": "gego.stz",
+    "STZParams": "gego.stz",
+}
 
-__all__ = ["__version__", "load_cuzr", "load_reference"]
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gego' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

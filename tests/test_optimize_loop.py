@@ -262,3 +262,43 @@ def test_repeats_over_seeds_have_their_own_studies(tmp_path):
     assert [r.study_path.name for r in results] == ["seed-1.sqlite", "seed-2.sqlite"]
     assert not np.array_equal(params(results[0]), params(results[1]))
     assert all(r.nfev == 6 for r in results)
+
+
+def cliff(x):
+    """A bowl with a saturated plateau (like parameter sets where nothing yields)."""
+    return min(bowl(x), 0.5) if x[0] < 1.5 else 50.0
+
+
+def test_clip_level_is_a_quantile_of_the_completed_design_only():
+    from gego.optimize.loop import clip_level
+
+    rows = [EvaluationRecord(id=i, iteration=it, x=(0.0,), status=st, objective=y)
+            for i, (it, st, y) in enumerate([(0, "complete", 1.0), (0, "complete", 3.0), (0, "failed", None),
+                                             (0, "complete", 2.0), (1, "complete", -100.0)])]
+    assert clip_level(rows, None) == math.inf
+    assert clip_level(rows, 0.5) == 2.0  # the EGO row (iteration 1) and the failed row do not count
+    assert clip_level(rows[:1], 0.5) == math.inf  # fewer than two design values: no clipping
+
+
+def test_output_clipping_trains_on_clipped_values_and_resumes_exactly(tmp_path):
+    path = tmp_path / "clip.sqlite"
+    kw = dict(n_init=8, seed=3, refit_every=2, output_clip=0.5, **FAST)
+    first = minimize(cliff, BOX, budget=11, study=path, **kw)
+    extended = minimize(cliff, BOX, budget=15, study=path, **kw)
+    straight = minimize(cliff, BOX, budget=15, **kw)
+    np.testing.assert_array_equal(params(extended), params(straight))
+    assert first.nfev == 11
+    # the surrogate sees values clipped at the design median, and the raw ones are stored
+    design = np.array([r.objective for r in straight.history[:8]])
+    level = float(np.quantile(design, 0.5))
+    box = make_box(BOX, None)
+    cache = surrogate_at(3, straight.history, box, EgoSettings(**{k: v for k, v in kw.items() if k in EgoSettings.__dataclass_fields__}), Study.create(tmp_path / "x.sqlite", config={}), None)
+    assert cache.gp.y_train.max() <= level + 1e-12
+    assert max(r.objective for r in straight.history) > level
+    unclipped = minimize(cliff, BOX, budget=15, **{**kw, "output_clip": None})
+    assert not np.array_equal(params(unclipped)[8:], params(straight)[8:])
+
+
+def test_output_clip_must_be_a_quantile():
+    with pytest.raises(ConfigError, match="output_clip"):
+        minimize(bowl, BOX, n_init=4, budget=5, seed=0, output_clip=1.5)

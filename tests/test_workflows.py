@@ -102,12 +102,12 @@ def test_reduced_validation_recovers_c0_and_s_y(tmp_path):
     from gego.workflows.validate import validate
 
     config = load_config(workflow="validate", overrides=TINY + [
-        "fixed.beta=8.27674103", "fixed.E0=-3.36821766", "optimizer.budget=20", "optimizer.n_init=8",
+        "fixed.beta=8.27674103", "fixed.E0=-3.36821766", "optimizer.budget=30", "optimizer.n_init=8",
         "optimizer.batch_size=1"])
     result = validate(config, tmp_path / "v.db", quiet=True)
     summary = result.summary()
     assert summary["objective_at_target"] == pytest.approx(0.0, abs=1e-12)
-    assert summary["n_runs"] == 20
+    assert summary["n_runs"] == 30
     for name in ("c0", "s_y"):
         assert summary["errors"][name]["rel_error"] < 0.05, (name, summary["best"])
     assert summary["objective"] < 0.01

@@ -67,6 +67,7 @@ class EgoSettings:
     vectorized: bool = False
     surrogate_options: dict = field(default_factory=dict)
     acquisition_options: dict = field(default_factory=dict)
+    output_clip: float | None = None  # quantile of the design's objectives; see clip_level
 
 
 # Keys of the stored configuration that define a study: resuming with any of them changed is
@@ -294,10 +295,30 @@ def refit_schedule(history: list[EvaluationRecord], iteration: int, refit_every:
     return schedule
 
 
-def _training_data(history, box: SearchBox, before_iteration: int, from_iteration: int = 0):
+def clip_level(history, quantile: float | None) -> float:
+    """The level above which objectives are clipped before the GP sees them (inf: no clipping).
+
+    Calibration objectives have cliffs: parameter sets where nothing yields saturate the
+    Grassmann distance and the stress misfit, and a few such values dominate the output
+    standardisation, so the GP fits long length scales to every direction but the cliff's and
+    EI ends up proposing box corners. Clipping at a quantile of the *initial design's*
+    objectives (iteration 0, fixed once the design is complete) keeps the surrogate's attention
+    on the region worth improving; being a function of the design alone, it is the same at
+    every refit, append and replay, so resumed studies stay bit-identical.
+    """
+    if quantile is None:
+        return np.inf
+    design = [r.objective for r in history if r.status == "complete" and r.iteration == 0]
+    if len(design) < 2:
+        return np.inf
+    return float(np.quantile(np.asarray(design, dtype=float), quantile))
+
+
+def _training_data(history, box: SearchBox, before_iteration: int, from_iteration: int = 0,
+                   clip: float = np.inf):
     rows = [r for r in history if r.status == "complete" and from_iteration <= r.iteration < before_iteration]
     X_unit = to_unit(np.array([r.x for r in rows]).reshape(len(rows), box.dim), box)
-    y = np.array([r.objective for r in rows], dtype=float)
+    y = np.minimum(np.array([r.objective for r in rows], dtype=float), clip)
     return X_unit, y
 
 
@@ -345,15 +366,17 @@ def surrogate_at(iteration: int, history, box: SearchBox, settings: EgoSettings,
     if last_refit == iteration or cache is None or cache.iteration != iteration - 1:
         # Refit now, or replay: the stored refit at last_refit, then one append per iteration.
         stored = study.fits().get(last_refit)
-        X_unit, y = _training_data(history, box, last_refit)
+        clip = clip_level(history, settings.output_clip)
+        X_unit, y = _training_data(history, box, last_refit, clip=clip)
         gp, hp = _fitted_gp(settings, X_unit, y, last_refit, stored and stored["hyperparameters"])
         if stored is None:
             study.save_fit(last_refit, len(y), hp)
         start = last_refit + 1
     else:
         gp, start = cache.gp, iteration
+        clip = clip_level(history, settings.output_clip)
     for t in range(start, iteration + 1):
-        X_new, y_new = _training_data(history, box, t, from_iteration=t - 1)
+        X_new, y_new = _training_data(history, box, t, from_iteration=t - 1, clip=clip)
         if len(y_new):
             gp.append(X_new, y_new)
     return _SurrogateCache(iteration, gp)
@@ -447,6 +470,8 @@ def _check_settings(settings: EgoSettings, budget: int) -> None:
         raise ConfigError(f"design: expected one of {DESIGN_METHODS}, got {settings.design!r}")
     if settings.strategy not in STRATEGIES:
         raise ConfigError(f"strategy: expected one of {STRATEGIES}, got {settings.strategy!r}")
+    if settings.output_clip is not None and not 0.0 < settings.output_clip <= 1.0:
+        raise ConfigError(f"output_clip: expected a quantile in (0, 1] or None, got {settings.output_clip}")
     if settings.refit_every is not None and int(settings.refit_every) < 1:
         raise ConfigError(f"refit_every: expected a positive integer or 'auto', got {settings.refit_every}")
     if settings.n_candidates is not None and int(settings.n_candidates) < 1:
@@ -487,7 +512,7 @@ def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: in
              max_time_s: float | None = None, patience: int | None = None, callback=None,
              progress: bool = False, config: dict | None = None, max_retries: int = 2,
              surrogate_options: dict | None = None, acquisition_options: dict | None = None,
-             optimizer_threads: int | None = 1) -> OptimizeResult:
+             optimizer_threads: int | None = 1, output_clip: float | None = None) -> OptimizeResult:
     """Minimise an expensive black-box function over a box by efficient global optimisation.
 
     Alg 1 of the paper (Sec 2.2-2.3, 3.5): a space-filling initial design, then iterations of
@@ -560,6 +585,10 @@ def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: in
         (threaded BLAS reductions round differently) and avoids the heavy slowdown of spinning
         BLAS threads on cores shared with workers; the GP's matrices (N <= a few thousand) gain
         little from threads.
+    output_clip : float in (0, 1] or None
+        Clip the objectives the GP is trained on at this quantile of the initial design's
+        objectives (see :func:`clip_level`); None (default) trains on the raw values. Useful for
+        objectives with saturated regions (calibrations where some parameter sets never yield).
 
     Returns
     -------
@@ -572,6 +601,7 @@ def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: in
         refit_every=None if refit_every == "auto" else int(refit_every), strategy=strategy,
         vectorized=bool(vectorized), surrogate_options={**DEFAULT_SURROGATE_OPTIONS, **(surrogate_options or {})},
         acquisition_options=dict(acquisition_options or {}),
+        output_clip=None if output_clip is None else float(output_clip),
     )
     _check_settings(settings, budget)
     rules = stopping.StopRules(budget=int(budget), threshold=threshold, max_time_s=max_time_s, patience=patience)

@@ -225,6 +225,7 @@ def run_seed(problem: CalibrationProblem, config: WorkflowConfig, seed: int, pat
                 fun, bounds, names=config.names, n_init=config.n_init, budget=config.budget, seed=seed,
                 batch_size=config.batch_size, study=path, executor=executor, vectorized=vectorized,
                 design=config.design, kernel=config.kernel, config=config.identity(),
+                output_clip=config.output_clip or None,
             )
     finally:
         executor.shutdown()

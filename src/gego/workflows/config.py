@@ -119,7 +119,8 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "reference": {"path": (str,)},
     "objective": {"snapshots": (list,), "strain_weight": (int, float), "stress_weight": (int, float)},
     "optimizer": {"budget": (int,), "n_init": (int, str), "batch_size": (int,), "seed": (int,),
-                  "repeats": (int,), "design": (str,), "kernel": (str,), "log_floor": (int, float)},
+                  "repeats": (int,), "design": (str,), "kernel": (str,), "log_floor": (int, float),
+                  "output_clip": (int, float)},
     "execution": {"workers": (int,), "dask_address": (str,)},
 }
 _PARAMETER_TABLES = ("parameters", "fixed", "target")
@@ -159,6 +160,8 @@ class WorkflowConfig:
     repeats : independent seeds (the paper ran 9 for validation, 8 for the application).
     design, kernel : initial design ("lhs" or "sobol") and GP kernel ("matern52" or "se").
     log_floor : > 0: the surrogate models log10(objective + log_floor); 0: the objective itself.
+    output_clip : quantile of the initial design's objectives at which the GP's training outputs
+        are clipped (0 = no clipping; see :func:`gego.optimize.loop.clip_level`).
     workers : parallel processes (over the batch, or over seeds when repeats > 1).
     dask_address : scheduler address of a Dask cluster ("" = local processes).
     study : study file ("" = none given).
@@ -182,6 +185,7 @@ class WorkflowConfig:
     design: str
     kernel: str
     log_floor: float
+    output_clip: float
     workers: int
     dask_address: str
     study: str
@@ -221,7 +225,8 @@ class WorkflowConfig:
             "solver": dict(self.solver),
             "optimizer": {"budget": self.budget, "n_init": self.n_init, "batch_size": self.batch_size,
                           "seed": self.seed, "repeats": self.repeats, "design": self.design,
-                          "kernel": self.kernel, "log_floor": self.log_floor},
+                          "kernel": self.kernel, "log_floor": self.log_floor,
+                          "output_clip": self.output_clip},
             "execution": {"workers": self.workers, "dask_address": self.dask_address},
         }
 
@@ -559,6 +564,10 @@ def _build(data: dict, workflow: str, source: str) -> WorkflowConfig:
     if log_floor < 0:
         raise ConfigError(f"{where}: optimizer.log_floor: expected 0 (no transform) or a positive floor, got {log_floor:g}")
 
+    output_clip = _number(opt.get("output_clip", 0.0), f"{where}: optimizer.output_clip")
+    if not 0.0 <= output_clip <= 1.0:
+        raise ConfigError(f"{where}: optimizer.output_clip: expected 0 (off) or a quantile in (0, 1], got {output_clip:g}")
+
     execution = data.get("execution", {})
     reference = _typed(data.get("reference", {}).get("path", BUNDLED_REFERENCE), (str,),
                        f"{where}: reference.path", "'cuzr' or a file path")
@@ -582,6 +591,7 @@ def _build(data: dict, workflow: str, source: str) -> WorkflowConfig:
         design=design,
         kernel=kernel,
         log_floor=log_floor,
+        output_clip=output_clip,
         workers=_count(execution.get("workers", 1), f"{where}: execution.workers"),
         dask_address=_typed(execution.get("dask_address", ""), (str,), f"{where}: execution.dask_address", "a string"),
         study=_typed(data.get("study", ""), (str,), f"{where}: study", "a file path"),

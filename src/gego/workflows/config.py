@@ -117,7 +117,8 @@ UNSUPPORTED_PARAMETERS = {
 _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "": {"study": (str,)},
     "reference": {"path": (str,)},
-    "objective": {"snapshots": (list,), "strain_weight": (int, float), "stress_weight": (int, float)},
+    "objective": {"snapshots": (list,), "strain_weight": (int, float), "stress_weight": (int, float),
+                  "rtol": (int, float)},
     "optimizer": {"budget": (int,), "n_init": (int, str), "batch_size": (int,), "seed": (int,),
                   "repeats": (int,), "design": (str,), "kernel": (str,), "log_floor": (int, float),
                   "output_clip": (int, float)},
@@ -152,6 +153,7 @@ class WorkflowConfig:
     target : validate only: the parameter values that make the synthetic reference.
     snapshots : global strains of the Grassmann term (Eq 39).
     strain_weight, stress_weight : w1 and w2 of Eq 41.
+    rtol : relative singular-value cut (sigma_cut / sigma_1, Sec 2.1 Eq 6) of the strain snapshots.
     solver : keyword arguments of :class:`gego.stz.SolverSettings`.
     budget : total continuum runs per seed (initial design included).
     n_init : size of the Latin-hypercube initial design (``"auto"`` resolved to a number).
@@ -176,6 +178,7 @@ class WorkflowConfig:
     snapshots: tuple[float, ...]
     strain_weight: float
     stress_weight: float
+    rtol: float
     solver: Mapping[str, Any]
     budget: int
     n_init: int
@@ -220,7 +223,7 @@ class WorkflowConfig:
             "parameters": {b.name: [b.lower, b.upper] for b in self.parameters},
             "fixed": dict(self.fixed),
             "target": dict(self.target),
-            "objective": {"snapshots": list(self.snapshots), "strain_weight": self.strain_weight,
+            "objective": {"snapshots": list(self.snapshots), "strain_weight": self.strain_weight, "rtol": self.rtol,
                           "stress_weight": self.stress_weight},
             "solver": dict(self.solver),
             "optimizer": {"budget": self.budget, "n_init": self.n_init, "batch_size": self.batch_size,
@@ -543,6 +546,10 @@ def _build(data: dict, workflow: str, source: str) -> WorkflowConfig:
         raise ConfigError(f"{where}: objective weights must be >= 0 and not both 0, got "
                           f"strain_weight={strain_weight:g}, stress_weight={stress_weight:g}")
 
+    rtol = _number(objective.get("rtol", 0.1), f"{where}: objective.rtol")
+    if not 0.0 < rtol < 1.0:
+        raise ConfigError(f"{where}: objective.rtol: expected a relative singular-value cut in (0, 1), got {rtol:g}")
+
     opt = data.get("optimizer", {})
     budget = _count(opt.get("budget"), f"{where}: optimizer.budget", 2)
     dim = len(parameters)
@@ -581,6 +588,7 @@ def _build(data: dict, workflow: str, source: str) -> WorkflowConfig:
         target=target,
         snapshots=snapshots,
         strain_weight=strain_weight,
+        rtol=rtol,
         stress_weight=stress_weight,
         solver=dict(data.get("solver", {})),
         budget=budget,

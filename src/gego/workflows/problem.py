@@ -82,11 +82,12 @@ def energy_frames(reference: xr.Dataset, source: str = "reference") -> tuple[np.
 
 
 def build_objective(config: WorkflowConfig, reference: xr.Dataset):
-    """The objective of Eq 41 for `reference`, with the configuration's snapshots and weights."""
+    """The objective of Eq 41 for `reference`, with the configuration's snapshots, weights and
+    singular-value cut."""
     from gego.objective import Objective
 
     return Objective.paper(reference, strains=config.snapshots,
-                           weights=(config.strain_weight, config.stress_weight))
+                           weights=(config.strain_weight, config.stress_weight), rtol=config.rtol)
 
 
 @dataclass(frozen=True)

@@ -368,29 +368,25 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
                 stuck = _run_compiled_steps(state, gamma_frames[k - 1], settings.steps_per_frame, dt, mat,
                                             settings)
                 if stuck.any():
-                    for m in members[stuck]:
-                        reasons[m] = (f"stiffness cap: more than {settings.max_substeps} plastic sub-steps"
-                                      f" in one step before gamma={gamma_frames[k]:.4g}")
-                    keep = ~stuck
-                    members, state, mat = members[keep], state.take(keep), mat.take(keep)
+                    members, state, mat = _retire(members, state, mat, ~stuck, reasons,
+                                                  f"stiffness cap: more than {settings.max_substeps} plastic"
+                                                  f" sub-steps in one step before gamma={gamma_frames[k]:.4g}")
                     if members.size == 0:
                         return
             for j in range(0 if use_fast else settings.steps_per_frame):
                 gamma = gamma_frames[k - 1] + j * dt
                 state, stuck = _step(state, gamma, dt, mat, settings, wn, h1, h2)
                 if stuck.any():
-                    for m in members[stuck]:
-                        reasons[m] = (f"stiffness cap: more than {settings.max_substeps} plastic sub-steps"
-                                      f" in one step at gamma={gamma:.4g}")
-                    keep = ~stuck
-                    members, state, mat = members[keep], state.take(keep), mat.take(keep)
+                    members, state, mat = _retire(members, state, mat, ~stuck, reasons,
+                                                  f"stiffness cap: more than {settings.max_substeps} plastic"
+                                                  f" sub-steps in one step at gamma={gamma:.4g}")
                     if members.size == 0:
                         return
             finite = _finite_members(state)
             if not finite.all():
-                for m in members[~finite]:
-                    reasons[m] = f"non-finite or non-positive state before frame {k} (gamma={gamma_frames[k]:.4g})"
-                members, state, mat = members[finite], state.take(finite), mat.take(finite)
+                members, state, mat = _retire(members, state, mat, finite, reasons,
+                                              f"non-finite or non-positive state before frame {k}"
+                                              f" (gamma={gamma_frames[k]:.4g})")
                 if members.size == 0:
                     return
             _record(buffers, k, members, state, gamma_frames[k], mat, h1, h2, settings.store_stress_fields)
@@ -398,6 +394,13 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
                 for m in members:
                     reasons[m] = f"wall-time cap {settings.max_wall_s:g} s reached at frame {k}"
                 return
+
+
+def _retire(members, state, mat, keep, reasons, reason):
+    """Record `reason` for the members not in `keep` and drop them from the batch."""
+    for m in members[~keep]:
+        reasons[m] = reason
+    return members[keep], state.take(keep), mat.take(keep)
 
 
 def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *, energy_final_ev=None,

@@ -343,6 +343,21 @@ if AVAILABLE:
                 u2 = (f2 - coef * ky * kf) * scale
                 uhat[j, i] = complex(u1.real - u2.imag, u1.imag + u2.real)  # u1 + i u2
 
+    @njit(cache=True, inline="always")
+    def _add_elastic_increment(sig_star, sig_out, j, i, lxx, lxy, lyx, lyy, gn, dt, lam, mu):
+        """Eq 30: sig_out = sig_star + dt C : D, D = sym(L) with L the total (affine + periodic)
+        velocity gradient per unit strain; written in the sheared frame Sigma = T^-1 sigma T^-T
+        (T of Eq 35 with gamma = gn), plane strain (zz carries lam tr D). Units of s_y."""
+        tr = lxx + lyy
+        exx = dt * (lam * tr + 2.0 * mu * lxx)
+        eyy = dt * (lam * tr + 2.0 * mu * lyy)
+        exy = dt * (mu * (lxy + lyx))
+        ezz = dt * (lam * tr)
+        sig_out[0, j, i] = sig_star[0, j, i] + (exx - 2.0 * gn * exy + gn * gn * eyy)
+        sig_out[1, j, i] = sig_star[1, j, i] + eyy
+        sig_out[2, j, i] = sig_star[2, j, i] + (exy - gn * eyy)
+        sig_out[3, j, i] = sig_star[3, j, i] + ezz
+
     @njit(cache=True, nogil=True)
     def box_finish_stage(w, sig_star, gn, dt, lam, mu, h1, h2, wpad, sig_out, vel_out, grad_out):
         """Corner velocity ``w`` (complex u1 + i u2) -> centre velocity and L; add dt C:D (Eq 30).
@@ -380,16 +395,8 @@ if AVAILABLE:
                 grad_out[1, j, i] = lxy
                 grad_out[2, j, i] = lyx
                 grad_out[3, j, i] = lyy
-                lxy_total = lxy + 1.0  # L_affine = [[0, 1], [0, 0]] per unit strain (Eq 35)
-                tr = lxx + lyy
-                exx = dt * (lam * tr + 2.0 * mu * lxx)  # Eq 30: dt C : D
-                eyy = dt * (lam * tr + 2.0 * mu * lyy)
-                exy = dt * (mu * (lxy_total + lyx))
-                ezz = dt * (lam * tr)
-                sig_out[0, j, i] = sig_star[0, j, i] + (exx - 2.0 * gn * exy + gn * gn * eyy)
-                sig_out[1, j, i] = sig_star[1, j, i] + eyy
-                sig_out[2, j, i] = sig_star[2, j, i] + (exy - gn * eyy)
-                sig_out[3, j, i] = sig_star[3, j, i] + ezz
+                # L_affine = [[0, 1], [0, 0]] per unit strain (Eq 35)
+                _add_elastic_increment(sig_star, sig_out, j, i, lxx, lxy + 1.0, lyx, lyy, gn, dt, lam, mu)
 
     @njit(cache=True, nogil=True)
     def spectral_stage(spec, kappa1, kappa2, average, gamma_new, dt, lam, mu, out):
@@ -427,19 +434,9 @@ if AVAILABLE:
         _, ny, nx = sig_star.shape
         for j in range(ny):
             for i in range(nx):
-                lxx = real[2, j, i]
-                lxy = real[3, j, i] + 1.0  # L_affine = [[0, 1], [0, 0]] per unit strain (Eq 35)
-                lyx = real[4, j, i]
-                lyy = real[5, j, i]
-                tr = lxx + lyy
-                exx = dt * (lam * tr + 2.0 * mu * lxx)
-                eyy = dt * (lam * tr + 2.0 * mu * lyy)
-                exy = dt * (mu * (lxy + lyx))
-                ezz = dt * (lam * tr)
-                sig_out[0, j, i] = sig_star[0, j, i] + (exx - 2.0 * gn * exy + gn * gn * eyy)
-                sig_out[1, j, i] = sig_star[1, j, i] + eyy
-                sig_out[2, j, i] = sig_star[2, j, i] + (exy - gn * eyy)
-                sig_out[3, j, i] = sig_star[3, j, i] + ezz
+                # L_affine = [[0, 1], [0, 0]] per unit strain (Eq 35)
+                _add_elastic_increment(sig_star, sig_out, j, i, real[2, j, i], real[3, j, i] + 1.0,
+                                       real[4, j, i], real[5, j, i], gn, dt, lam, mu)
                 vel_out[0, j, i] = real[0, j, i]
                 vel_out[1, j, i] = real[1, j, i]
                 grad_out[0, j, i] = real[2, j, i]

@@ -140,8 +140,9 @@ def bench_cost_split(energy, repeats, loops, n=32):
     adv, s_star, c_new, r_new, phys_star = grid(7), grid(4), grid(), grid(2), grid(3)
     z, uhat = np.empty((n, n), complex), np.empty((n, n), complex)
     sig_out, vel_out, grad_out = grid(4), grid(2), grid(4)
+    pl_scratch = fast.plastic_scratch(n * n)
     kmax, _ = fast.plastic_stage(sig, chi, gamma, dt, mu, eps0s, c0, chi_inf, l_chi, False, 2e-3, 20000,
-                                 ratio, chi_pl, kap)
+                                 ratio, chi_pl, kap, *pl_scratch)
     fast.transport_stage(sig, chi, ref, vel, grad, ratio, chi_pl, chi, gamma, dt, h, h, pad, c1, c2, adv, s_star,
                          c_new, r_new, phys_star)
     fast.corner_force_stage(phys_star, gamma + dt, h, h, z)
@@ -150,7 +151,7 @@ def bench_cost_split(energy, repeats, loops, n=32):
     w = np.fft.ifft2(uhat)
     parts = {
         "plastic_update": lambda: fast.plastic_stage(sig, chi, gamma, dt, mu, eps0s, c0, chi_inf, l_chi, False,
-                                                     2e-3, 20000, ratio, chi_pl, kap),
+                                                     2e-3, 20000, ratio, chi_pl, kap, *pl_scratch),
         "diffusion": lambda: fast.diffusion_stage(chi, kap, kmax, gamma, dt, h, h, chi_d, div, q1, q2),
         "advection_truesdell_transform": lambda: fast.transport_stage(
             sig, chi, ref, vel, grad, ratio, chi_pl, chi_d, gamma, dt, h, h, pad, c1, c2, adv, s_star, c_new,

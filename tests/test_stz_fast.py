@@ -104,3 +104,52 @@ def test_numba_matches_numpy_on_full_default_run():
     assert ref.ok and got.ok and ref.strain_xy_eng[-1].max() > 1.5
     for name in ("strain_xy_eng", "chi", "stress_xy_gpa", "stress_xy_sheared_gpa", "pressure_gpa"):
         assert np.abs(ref[name] - got[name]).max() <= 1e-10 * max(1.0, np.abs(ref[name]).max())
+
+
+def test_exp_array_within_one_ulp_of_libm():
+    """The vectorisable exp used by the plastic sub-steps: <= 1 ulp from math.exp, exact specials."""
+    import math
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-708.0, 709.0, 20000), rng.uniform(-25.0, 0.0, 20000),
+                        rng.uniform(-0.4, 0.4, 5000), [0.0, -1.0, 1.0, 709.0, -708.0]])
+    out = np.empty_like(x)
+    fast.exp_array(x, out, np.empty(x.size, dtype=np.int64), x.size)
+    ref = np.array([math.exp(v) for v in x])
+    assert np.all(np.abs(out - ref) <= np.spacing(ref))
+    assert out[-5] == 1.0
+    special = np.array([-800.0, 800.0, np.nan, -np.inf, np.inf])
+    got = np.empty(5)
+    fast.exp_array(special, got, np.empty(5, dtype=np.int64), 5)
+    assert got[0] == 0.0 and got[1] == np.inf and np.isnan(got[2]) and got[3] == 0.0 and got[4] == np.inf
+
+
+@hyp_settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), dt=st.floats(1e-5, 5e-3), adapt=st.sampled_from([2e-3, 2e-2]))
+def test_plastic_stage_matches_reference_substeps(seed, dt, adapt):
+    """fast.plastic_stage (compacted, vectorised rounds) == physics.integrate_plastic_step per cell."""
+    from gego.stz import physics
+
+    rng = np.random.default_rng(seed)
+    ny, nx, g = 7, 9, float(rng.uniform(0.0, 0.5))
+    mu, eps0s, c0, chi_inf, l_chi = 23.5, 7e5, 0.55, 0.16, 40.0
+    sig = rng.normal(scale=0.9, size=(4, ny, nx))
+    chi = rng.uniform(0.06, 0.2, size=(ny, nx))
+    phys = physics.sheared_to_physical(g, *sig)
+    sbar = physics.deviator_magnitude(*phys)
+    assert (sbar >= 1.0).any() and (sbar < 1.0).any()
+    drop, chi_ref, stuck = physics.integrate_plastic_step(sbar, chi, dt, mu=mu, eps0_per_strain=eps0s, c0=c0,
+                                                          chi_inf=chi_inf, adapt_dev=adapt, max_substeps=20000)
+    ratio, chi_pl, kap = np.empty((ny, nx)), np.empty((ny, nx)), np.empty((ny, nx))
+    kmax, flag = fast.plastic_stage(sig, chi, g, dt, mu, eps0s, c0, chi_inf, l_chi, False, adapt, 20000,
+                                    ratio, chi_pl, kap, *fast.plastic_scratch(ny * nx))
+    assert not flag and not stuck.any()
+    assert np.allclose(ratio * sbar, drop, rtol=1e-12, atol=1e-15)
+    assert np.allclose(chi_pl, chi_ref, rtol=1e-12, atol=0)
+    k_ref = physics.chi_diffusivity(drop / (2.0 * mu * dt), l_chi, c0, "code")
+    assert np.allclose(kap, k_ref, rtol=1e-12, atol=0) and kmax == kap.max()
+    # a cap far below the needed sub-steps is reported as stuck
+    if (drop > 3 * adapt).any():
+        _, flag = fast.plastic_stage(sig, chi, g, dt, mu, eps0s, c0, chi_inf, l_chi, False, adapt, 2,
+                                     ratio, chi_pl, kap, *fast.plastic_scratch(ny * nx))
+        assert flag

@@ -60,7 +60,7 @@ def test_box_corner_projection_matches_reference_projection(seed, gamma, ny, nx)
     z = np.empty((ny, nx), complex)
     fast.corner_force_stage(phys_star, gamma, h1, h2, z)
     uhat = np.empty((ny, nx), complex)
-    fast.box_solve_stage(np.fft.fft2(z), kappa1, kappa2, gamma, dt, lam, mu, uhat)
+    fast.box_solve_stage(np.fft.fft2(z), kappa1, kappa2, gamma, dt, lam, mu, uhat, np.empty((8, nx)))
     sigma, velocity, grad = np.empty((4, ny, nx)), np.empty((2, ny, nx)), np.empty((4, ny, nx))
     fast.box_finish_stage(np.fft.ifft2(uhat), sheared_star, gamma, dt, lam, mu, h1, h2,
                           np.empty((2, ny + 1, nx + 1)), sigma, velocity, grad)

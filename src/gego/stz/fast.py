@@ -297,6 +297,33 @@ if AVAILABLE:
                 o[i] = (a[i] * _eno2(v, r[ii - 2], r[ii - 1], r[ii + 1], r[ii + 2], a[i] < 0.0)
                         + b[i] * _eno2(v, rm2[ii], rm1[ii], rp1[ii], rp2[ii], b[i] < 0.0))
 
+    @njit(cache=True, inline="always")
+    def _truesdell_row(a_xx, a_yy, a_xy, a_zz, l_xx, l_xy, l_yx, l_yy, ratio, d_xx, d_yy, d_xy, d_zz, g, dt,
+                       o_xx, o_yy, o_xy, o_zz):
+        """One grid row of sigma* = Sigma + advection + Truesdell terms - plastic relaxation (Eq 30)."""
+        for i in range(a_xx.size):
+            pxx = a_xx[i] + 2.0 * g * a_xy[i] + g * g * a_yy[i]  # sigma = T Sigma T^T (Eq 35)
+            pyy = a_yy[i]
+            pxy = a_xy[i] + g * a_yy[i]
+            pzz = a_zz[i]
+            mean = (pxx + pyy + pzz) / 3.0
+            lxx = l_xx[i]
+            lxy = l_xy[i]
+            lyx = l_yx[i]
+            lyy = l_yy[i]
+            tr = lxx + lyy
+            r = ratio[i]
+            # Eq 30 Truesdell terms minus the plastic relaxation, physical components
+            exx = dt * (2.0 * (lxx * pxx + lxy * pxy) - tr * pxx) - r * (pxx - mean)
+            eyy = dt * (2.0 * (lyx * pxy + lyy * pyy) - tr * pyy) - r * (pyy - mean)
+            exy = dt * (lxx * pxy + lxy * pyy + pxx * lyx + pxy * lyy - tr * pxy) - r * pxy
+            ezz = dt * (-tr * pzz) - r * (pzz - mean)
+            # to the sheared frame, Sigma = T^-1 sigma T^-T (Eq 35)
+            o_xx[i] = a_xx[i] + d_xx[i] + (exx - 2.0 * g * exy + g * g * eyy)
+            o_yy[i] = a_yy[i] + d_yy[i] + eyy
+            o_xy[i] = a_xy[i] + d_xy[i] + (exy - g * eyy)
+            o_zz[i] = a_zz[i] + d_zz[i] + ezz
+
     @njit(cache=True, nogil=True)
     def transport_stage(sig, chi, refmap, vel, grad, ratio, chi_pl, chi_d, g, dt, h1, h2, pad, c1, c2,
                         adv, sig_out, chi_out, ref_out, phys_star):
@@ -324,45 +351,38 @@ if AVAILABLE:
         for k in range(2):
             _pad2(refmap[k], pad)
             _advect(pad, c1, c2, adv[5 + k])
-        for j in range(ny):
+        for j in range(ny):  # row views, few arrays per loop: LLVM vectorises each inner loop
+            _truesdell_row(sig[0, j], sig[1, j], sig[2, j], sig[3, j], grad[0, j], grad[1, j], grad[2, j],
+                           grad[3, j], ratio[j], adv[0, j], adv[1, j], adv[2, j], adv[3, j], g, dt,
+                           sig_out[0, j], sig_out[1, j], sig_out[2, j], sig_out[3, j])
+            so_xx = sig_out[0, j]
+            so_yy = sig_out[1, j]
+            so_xy = sig_out[2, j]
+            ps_xx = phys_star[0, j]
+            ps_yy = phys_star[1, j]
+            ps_xy = phys_star[2, j]
             for i in range(nx):
-                u1 = vel[0, j, i]
-                u2 = vel[1, j, i]
-                a_xx = sig[0, j, i]
-                a_yy = sig[1, j, i]
-                a_xy = sig[2, j, i]
-                a_zz = sig[3, j, i]
-                pxx = a_xx + 2.0 * g * a_xy + g * g * a_yy
-                pyy = a_yy
-                pxy = a_xy + g * a_yy
-                pzz = a_zz
-                mean = (pxx + pyy + pzz) / 3.0
-                lxx = grad[0, j, i]
-                lxy = grad[1, j, i]
-                lyx = grad[2, j, i]
-                lyy = grad[3, j, i]
-                tr = lxx + lyy
-                r = ratio[j, i]
-                # Eq 30 Truesdell terms minus the plastic relaxation, physical components
-                exx = dt * (2.0 * (lxx * pxx + lxy * pxy) - tr * pxx) - r * (pxx - mean)
-                eyy = dt * (2.0 * (lyx * pxy + lyy * pyy) - tr * pyy) - r * (pyy - mean)
-                exy = dt * (lxx * pxy + lxy * pyy + pxx * lyx + pxy * lyy - tr * pxy) - r * pxy
-                ezz = dt * (-tr * pzz) - r * (pzz - mean)
-                # to the sheared frame, Sigma = T^-1 sigma T^-T (Eq 35)
-                s_xx = a_xx + adv[0, j, i] + (exx - 2.0 * g * exy + g * g * eyy)
-                s_yy = a_yy + adv[1, j, i] + eyy
-                s_xy = a_xy + adv[2, j, i] + (exy - g * eyy)
-                s_zz = a_zz + adv[3, j, i] + ezz
-                sig_out[0, j, i] = s_xx
-                sig_out[1, j, i] = s_yy
-                sig_out[2, j, i] = s_xy
-                sig_out[3, j, i] = s_zz
-                chi_out[j, i] = chi_pl[j, i] + adv[4, j, i] + (chi_d[j, i] - chi[j, i])
-                ref_out[0, j, i] = refmap[0, j, i] + adv[5, j, i] + dt * (u1 - g * u2)
-                ref_out[1, j, i] = refmap[1, j, i] + adv[6, j, i] + dt * u2
-                phys_star[0, j, i] = s_xx + 2.0 * gn * s_xy + gn * gn * s_yy
-                phys_star[1, j, i] = s_yy
-                phys_star[2, j, i] = s_xy + gn * s_yy
+                ps_xx[i] = so_xx[i] + 2.0 * gn * so_xy[i] + gn * gn * so_yy[i]
+                ps_yy[i] = so_yy[i]
+                ps_xy[i] = so_xy[i] + gn * so_yy[i]
+            c_o = chi_out[j]
+            c_p = chi_pl[j]
+            c_a = adv[4, j]
+            c_d = chi_d[j]
+            c_c = chi[j]
+            for i in range(nx):
+                c_o[i] = c_p[i] + c_a[i] + (c_d[i] - c_c[i])
+            u1 = vel[0, j]
+            u2 = vel[1, j]
+            r0 = refmap[0, j]
+            r1 = refmap[1, j]
+            a5 = adv[5, j]
+            a6 = adv[6, j]
+            o0 = ref_out[0, j]
+            o1 = ref_out[1, j]
+            for i in range(nx):
+                o0[i] = r0[i] + a5[i] + dt * (u1[i] - g * u2[i])
+                o1[i] = r1[i] + a6[i] + dt * u2[i]
 
     @njit(cache=True, nogil=True)
     def corner_force_stage(phys_star, gn, h1, h2, z):
@@ -398,51 +418,63 @@ if AVAILABLE:
                 z[j, i] = complex(f1, f2)
 
     @njit(cache=True, nogil=True)
-    def box_solve_stage(zhat, kappa1, kappa2, gn, dt, lam, mu, uhat):
+    def box_solve_stage(zhat, kappa1, kappa2, gn, dt, lam, mu, uhat, rows):
         """Invert M = mu |k|^2 I + (lambda + mu) k k^T per wavevector (operators.project_velocity).
 
         ``zhat`` is fft2(F1 + i F2) on the full ``(ny, nx)`` grid; the two real forces are
         unpacked by Hermitian symmetry, F1^(k) = (z(k) + conj z(-k)) / 2,
         F2^(k) = (z(k) - conj z(-k)) / (2 i). M is real and even in k, so
         ``uhat = U1^ + i U2^`` inverse-transforms to the two real corner velocities.
-        ``kappa1``, ``kappa2``: box symbols on the full fftfreq grid.
+        ``kappa1``, ``kappa2``: box symbols on the full fftfreq grid. ``rows``: ``(8, nx)``
+        scratch; each row is split into real arrays (z(k) and z(-k) re/im) so that the
+        arithmetic, in real form, vectorises.
         """
         ny, nx = zhat.shape
         coef = (lam + mu) / (lam + 2.0 * mu)
         scale0 = 1.0 / (mu * dt)
+        zr = rows[0]
+        zi = rows[1]
+        cr = rows[2]
+        ci = rows[3]
         for j in range(ny):
             jn = ny - j if j > 0 else 0
+            zrow = zhat[j]
+            nrow = zhat[jn]
             for i in range(nx):
-                iN = nx - i if i > 0 else 0
-                zk = zhat[j, i]
-                zc = zhat[jn, iN].conjugate()
-                f1 = 0.5 * (zk + zc)
-                d = zk - zc
-                f2 = complex(0.5 * d.imag, -0.5 * d.real)  # (zk - zc) / (2 i)
-                kx = kappa1[j, i]
-                ky = kappa2[j, i] - gn * kappa1[j, i]
-                ksq = kx * kx + ky * ky
-                inv = 1.0 / ksq if ksq > 1e-30 else 0.0
-                kf = (kx * f1 + ky * f2) * inv
-                scale = inv * scale0
-                u1 = (f1 - coef * kx * kf) * scale
-                u2 = (f2 - coef * ky * kf) * scale
-                uhat[j, i] = complex(u1.real - u2.imag, u1.imag + u2.real)  # u1 + i u2
+                zr[i] = zrow[i].real
+                zi[i] = zrow[i].imag
+            cr[0] = nrow[0].real  # conj z(-k): column -i is nx - i (0 for i = 0)
+            ci[0] = -nrow[0].imag
+            for i in range(1, nx):
+                cr[i] = nrow[nx - i].real
+                ci[i] = -nrow[nx - i].imag
+            _box_solve_row(zr, zi, cr, ci, kappa1[j], kappa2[j], gn, coef, scale0, rows[4], rows[5], rows[6],
+                           rows[7])
+            urow = uhat[j]
+            for i in range(nx):
+                urow[i] = complex(rows[4, i], rows[5, i])
 
     @njit(cache=True, inline="always")
-    def _add_elastic_increment(sig_star, sig_out, j, i, lxx, lxy, lyx, lyy, gn, dt, lam, mu):
-        """Eq 30: sig_out = sig_star + dt C : D, D = sym(L) with L the total (affine + periodic)
-        velocity gradient per unit strain; written in the sheared frame Sigma = T^-1 sigma T^-T
-        (T of Eq 35 with gamma = gn), plane strain (zz carries lam tr D). Units of s_y."""
-        tr = lxx + lyy
-        exx = dt * (lam * tr + 2.0 * mu * lxx)
-        eyy = dt * (lam * tr + 2.0 * mu * lyy)
-        exy = dt * (mu * (lxy + lyx))
-        ezz = dt * (lam * tr)
-        sig_out[0, j, i] = sig_star[0, j, i] + (exx - 2.0 * gn * exy + gn * gn * eyy)
-        sig_out[1, j, i] = sig_star[1, j, i] + eyy
-        sig_out[2, j, i] = sig_star[2, j, i] + (exy - gn * eyy)
-        sig_out[3, j, i] = sig_star[3, j, i] + ezz
+    def _box_solve_row(zr, zi, cr, ci, k1, k2, gn, coef, scale0, ur, ui, spare0, spare1):
+        """One row of box_solve_stage in real arithmetic: uhat = U1 + i U2 with U = M^-1 F."""
+        for i in range(zr.size):
+            f1r = 0.5 * (zr[i] + cr[i])
+            f1i = 0.5 * (zi[i] + ci[i])
+            f2r = 0.5 * (zi[i] - ci[i])  # (z - zc) / (2 i)
+            f2i = -0.5 * (zr[i] - cr[i])
+            kx = k1[i]
+            ky = k2[i] - gn * k1[i]
+            ksq = kx * kx + ky * ky
+            inv = 1.0 / ksq if ksq > 1e-30 else 0.0
+            kfr = (kx * f1r + ky * f2r) * inv
+            kfi = (kx * f1i + ky * f2i) * inv
+            scale = inv * scale0
+            u1r = (f1r - coef * kx * kfr) * scale
+            u1i = (f1i - coef * kx * kfi) * scale
+            u2r = (f2r - coef * ky * kfr) * scale
+            u2i = (f2i - coef * ky * kfi) * scale
+            ur[i] = u1r - u2i  # u1 + i u2
+            ui[i] = u1i + u2r
 
     @njit(cache=True, nogil=True)
     def box_finish_stage(w, sig_star, gn, dt, lam, mu, h1, h2, wpad, sig_out, vel_out, grad_out):
@@ -457,32 +489,61 @@ if AVAILABLE:
         _, ny, nx = sig_star.shape
         for j in range(ny + 1):
             js = j if j < ny else 0
-            for i in range(nx + 1):
-                val = w[js, i if i < nx else 0]
-                wpad[0, j, i] = val.real
-                wpad[1, j, i] = val.imag
-        for j in range(ny):
+            wrow = w[js]
+            p0 = wpad[0, j]
+            p1 = wpad[1, j]
             for i in range(nx):
-                a1 = wpad[0, j + 1, i + 1] - wpad[0, j, i]
-                b1 = wpad[0, j, i + 1] - wpad[0, j + 1, i]
-                a2 = wpad[1, j + 1, i + 1] - wpad[1, j, i]
-                b2 = wpad[1, j, i + 1] - wpad[1, j + 1, i]
-                vel_out[0, j, i] = 0.25 * ((wpad[0, j, i] + wpad[0, j + 1, i + 1]) + (wpad[0, j, i + 1] + wpad[0, j + 1, i]))
-                vel_out[1, j, i] = 0.25 * ((wpad[1, j, i] + wpad[1, j + 1, i + 1]) + (wpad[1, j, i + 1] + wpad[1, j + 1, i]))
-                d1u1 = (a1 + b1) / (2.0 * h1)
-                d2u1 = (a1 - b1) / (2.0 * h2)
-                d1u2 = (a2 + b2) / (2.0 * h1)
-                d2u2 = (a2 - b2) / (2.0 * h2)
-                lxx = d1u1  # physical d/dx = d1, d/dy = d2 - gamma d1 (Eq 35)
-                lxy = d2u1 - gn * d1u1
-                lyx = d1u2
-                lyy = d2u2 - gn * d1u2
-                grad_out[0, j, i] = lxx
-                grad_out[1, j, i] = lxy
-                grad_out[2, j, i] = lyx
-                grad_out[3, j, i] = lyy
-                # L_affine = [[0, 1], [0, 0]] per unit strain (Eq 35)
-                _add_elastic_increment(sig_star, sig_out, j, i, lxx, lxy + 1.0, lyx, lyy, gn, dt, lam, mu)
+                p0[i] = wrow[i].real
+                p1[i] = wrow[i].imag
+            p0[nx] = p0[0]
+            p1[nx] = p1[0]
+        for j in range(ny):
+            _corner_to_centre_row(wpad[0, j], wpad[0, j + 1], wpad[1, j], wpad[1, j + 1], gn, h1, h2,
+                                  vel_out[0, j], vel_out[1, j], grad_out[0, j], grad_out[1, j], grad_out[2, j],
+                                  grad_out[3, j])
+            _elastic_row(sig_star[0, j], sig_star[1, j], sig_star[2, j], sig_star[3, j], grad_out[0, j],
+                         grad_out[1, j], grad_out[2, j], grad_out[3, j], gn, dt, lam, mu,
+                         sig_out[0, j], sig_out[1, j], sig_out[2, j], sig_out[3, j])
+
+    @njit(cache=True, inline="always")
+    def _corner_to_centre_row(w0, w0n, w1, w1n, gn, h1, h2, v0, v1, g_xx, g_xy, g_yx, g_yy):
+        """One row of centre velocity and L = grad u from the four surrounding corners."""
+        for i in range(v0.size):
+            a1 = w0n[i + 1] - w0[i]
+            b1 = w0[i + 1] - w0n[i]
+            a2 = w1n[i + 1] - w1[i]
+            b2 = w1[i + 1] - w1n[i]
+            v0[i] = 0.25 * ((w0[i] + w0n[i + 1]) + (w0[i + 1] + w0n[i]))
+            v1[i] = 0.25 * ((w1[i] + w1n[i + 1]) + (w1[i + 1] + w1n[i]))
+            d1u1 = (a1 + b1) / (2.0 * h1)
+            d2u1 = (a1 - b1) / (2.0 * h2)
+            d1u2 = (a2 + b2) / (2.0 * h1)
+            d2u2 = (a2 - b2) / (2.0 * h2)
+            g_xx[i] = d1u1  # physical d/dx = d1, d/dy = d2 - gamma d1 (Eq 35)
+            g_xy[i] = d2u1 - gn * d1u1
+            g_yx[i] = d1u2
+            g_yy[i] = d2u2 - gn * d1u2
+
+    @njit(cache=True, inline="always")
+    def _elastic_row(s_xx, s_yy, s_xy, s_zz, l_xx, l_xy, l_yx, l_yy, gn, dt, lam, mu, o_xx, o_yy, o_xy, o_zz):
+        """One row of Eq 30: o = sigma* + dt C : D, D = sym(L), L the total (affine + periodic)
+        velocity gradient per unit strain, L_affine = [[0, 1], [0, 0]] (Eq 35); written in the
+        sheared frame Sigma = T^-1 sigma T^-T (T with gamma = gn), plane strain (zz carries
+        lam tr D). Units of s_y."""
+        for i in range(s_xx.size):
+            lxx = l_xx[i]
+            lxy = l_xy[i] + 1.0
+            lyx = l_yx[i]
+            lyy = l_yy[i]
+            tr = lxx + lyy
+            exx = dt * (lam * tr + 2.0 * mu * lxx)
+            eyy = dt * (lam * tr + 2.0 * mu * lyy)
+            exy = dt * (mu * (lxy + lyx))
+            ezz = dt * (lam * tr)
+            o_xx[i] = s_xx[i] + (exx - 2.0 * gn * exy + gn * gn * eyy)
+            o_yy[i] = s_yy[i] + eyy
+            o_xy[i] = s_xy[i] + (exy - gn * eyy)
+            o_zz[i] = s_zz[i] + ezz
 
     @njit(cache=True, nogil=True)
     def spectral_stage(spec, kappa1, kappa2, average, gamma_new, dt, lam, mu, out):
@@ -520,15 +581,15 @@ if AVAILABLE:
         _, ny, nx = sig_star.shape
         for j in range(ny):
             for i in range(nx):
-                # L_affine = [[0, 1], [0, 0]] per unit strain (Eq 35)
-                _add_elastic_increment(sig_star, sig_out, j, i, real[2, j, i], real[3, j, i] + 1.0,
-                                       real[4, j, i], real[5, j, i], gn, dt, lam, mu)
                 vel_out[0, j, i] = real[0, j, i]
                 vel_out[1, j, i] = real[1, j, i]
                 grad_out[0, j, i] = real[2, j, i]
                 grad_out[1, j, i] = real[3, j, i]
                 grad_out[2, j, i] = real[4, j, i]
                 grad_out[3, j, i] = real[5, j, i]
+            _elastic_row(sig_star[0, j], sig_star[1, j], sig_star[2, j], sig_star[3, j], grad_out[0, j],
+                         grad_out[1, j], grad_out[2, j], grad_out[3, j], gn, dt, lam, mu,
+                         sig_out[0, j], sig_out[1, j], sig_out[2, j], sig_out[3, j])
 
     @njit(cache=True, nogil=True)
     def run_steps(sig, chi, refmap, vel, grad, gamma0, n_steps, dt, mu, lam, eps0s, c0, chi_inf, l_chi,
@@ -563,6 +624,7 @@ if AVAILABLE:
         phys_star = np.empty((3, ny, nx))
         z = np.empty((ny, nx), dtype=np.complex128)
         uhat = np.empty((ny, nx), dtype=np.complex128)
+        solve_rows = np.empty((8, nx))
         spec = np.empty((3, ny, nk), dtype=np.complex128)
         spec_out = np.empty((6, ny, nk), dtype=np.complex128)
         real = np.empty((6, ny, nx))
@@ -587,7 +649,7 @@ if AVAILABLE:
                 if box:
                     corner_force_stage(phys_star, gn, h1, h2, z)
                     zhat = np.fft.fft2(z)
-                    box_solve_stage(zhat, kappa1, kappa2, gn, dt, lam[b], mu[b], uhat)
+                    box_solve_stage(zhat, kappa1, kappa2, gn, dt, lam[b], mu[b], uhat, solve_rows)
                     w = np.fft.ifft2(uhat)
                     box_finish_stage(w, s_star, gn, dt, lam[b], mu[b], h1, h2, wpad, s_cur, v_cur, g_cur)
                 else:

@@ -137,6 +137,7 @@ def bench_cost_split(energy, repeats, loops, n=32):
     grid = lambda *lead: np.empty(lead + (n, n))  # noqa: E731
     ratio, chi_pl, kap, chi_d, div, q1, q2, c1, c2 = (grid() for _ in range(9))
     pad, wpad = np.empty((n + 4, n + 4)), np.empty((2, n + 1, n + 1))
+    cpad, kpad = np.empty((n + 2, n + 2)), np.empty((n + 2, n + 2))
     adv, s_star, c_new, r_new, phys_star = grid(7), grid(4), grid(), grid(2), grid(3)
     z, uhat = np.empty((n, n), complex), np.empty((n, n), complex)
     rows = np.empty((8, n))
@@ -153,7 +154,7 @@ def bench_cost_split(energy, repeats, loops, n=32):
     parts = {
         "plastic_update": lambda: fast.plastic_stage(sig, chi, gamma, dt, mu, eps0s, c0, chi_inf, l_chi, False,
                                                      2e-3, 20000, ratio, chi_pl, kap, *pl_scratch),
-        "diffusion": lambda: fast.diffusion_stage(chi, kap, kmax, gamma, dt, h, h, chi_d, div, q1, q2),
+        "diffusion": lambda: fast.diffusion_stage(chi, kap, kmax, gamma, dt, h, h, chi_d, cpad, kpad, q1, q2),
         "advection_truesdell_transform": lambda: fast.transport_stage(
             sig, chi, ref, vel, grad, ratio, chi_pl, chi_d, gamma, dt, h, h, pad, c1, c2, adv, s_star, c_new,
             r_new, phys_star),

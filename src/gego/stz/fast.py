@@ -164,69 +164,93 @@ if AVAILABLE:
             dzz = a_zz - mean
             sbar[m] = math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy)
             chi_pl_f[m] = chi_f[m]
-            ratio_f[m] = 0.0
-            kap_f[m] = 0.0
+        s_end = ratio_f  # holds |S| at the end of the step until the ratio is formed
         n = 0
-        for m in range(n_cells):  # cells below yield are left as they are
-            if sbar[m] >= 1.0:
-                idx[n] = m
-                work[0, n] = sbar[m]
-                work[1, n] = chi_f[m]
-                work[2, n] = dt
-                n += 1
-        kmax = 0.0
+        for m in range(n_cells):  # compact list of the yielding cells; cells below yield stay as they are
+            s_end[m] = sbar[m]
+            idx[n] = m
+            work[0, n] = sbar[m]
+            work[1, n] = chi_f[m]
+            work[2, n] = dt
+            n += sbar[m] >= 1.0  # branch-free compaction (the branch would be mispredicted)
         for _ in range(max_sub):
             if n == 0:
-                return kmax, False
+                break
             _plastic_round(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt)
             kept = 0
-            for i in range(n):
-                if limited[i]:
-                    idx[kept] = idx[i]
-                    work[0, kept] = work[0, i]
-                    work[1, kept] = work[1, i]
-                    work[2, kept] = work[2, i]
-                    kept += 1
-                else:
-                    m = idx[i]
-                    drop = sbar[m] - work[0, i]
-                    chi_pl_f[m] = work[1, i]
-                    ratio_f[m] = drop / sbar[m]
-                    k = kfac * drop  # K = l_chi^2 D (code) or l_chi^2 sqrt(2) D / c0 (paper), D = drop/(2 mu dt)
-                    kap_f[m] = k
-                    if k > kmax:
-                        kmax = k
+            for i in range(n):  # write every active cell back, keep the limited ones (branch-free)
+                m = idx[i]
+                s_end[m] = work[0, i]
+                chi_pl_f[m] = work[1, i]
+                idx[kept] = m
+                work[0, kept] = work[0, i]
+                work[1, kept] = work[1, i]
+                work[2, kept] = work[2, i]
+                kept += limited[i]
             n = kept
+        kmax = 0.0
+        for m in range(n_cells):
+            drop = sbar[m] - s_end[m]
+            ratio_f[m] = drop / sbar[m] if sbar[m] > 1e-12 else 0.0
+            k = kfac * drop  # K = l_chi^2 D (code) or l_chi^2 sqrt(2) D / c0 (paper), D = drop/(2 mu dt)
+            kap_f[m] = k
+            kmax = max(kmax, k)
         return kmax, n > 0
 
     @njit(cache=True, nogil=True)
-    def _diffusion_div(chi, kappa, gamma, h1, h2, q1, q2, out):
-        """div_x(K grad_x chi) in xi coordinates (see operators.diffusion_divergence)."""
-        ny, nx = chi.shape
+    def _pad1(f, p):
+        """Copy a periodic ``(ny, nx)`` field into ``p`` ``(ny + 2, nx + 2)`` with one ghost layer."""
+        ny, nx = f.shape
+        for j in range(ny):
+            src = f[j]
+            row = p[j + 1]
+            for i in range(nx):
+                row[i + 1] = src[i]
+            row[0] = src[nx - 1]
+            row[nx + 1] = src[0]
+        for i in range(nx + 2):
+            p[0, i] = p[ny, i]
+            p[ny + 1, i] = p[1, i]
+
+    @njit(cache=True, inline="always")
+    def _diffusion_substep(cpad, kpad, gamma, h1, h2, sub_dt, q1, q2, chi_d):
+        """chi_d += sub_dt div_x(K grad_x chi) in xi coordinates (operators.diffusion_divergence);
+        ``cpad``, ``kpad``: chi_d and K with one periodic ghost layer (:func:`_pad1`)."""
+        ny, nx = chi_d.shape
         g2 = 1.0 + gamma * gamma
         for j in range(ny):
-            jp = j + 1 if j + 1 < ny else 0
-            jm = j - 1 if j > 0 else ny - 1
+            cm = cpad[j]
+            c0 = cpad[j + 1]
+            cp = cpad[j + 2]
+            k0 = kpad[j + 1]
+            kn = kpad[j + 2]
+            f1 = q1[j]
+            f2 = q2[j]
             for i in range(nx):
-                ip = i + 1 if i + 1 < nx else 0
-                im = i - 1 if i > 0 else nx - 1
-                dy_c = (chi[jp, i] - chi[jm, i]) / (2.0 * h2)
-                dy_e = (chi[jp, ip] - chi[jm, ip]) / (2.0 * h2)
-                k_e = 0.5 * (kappa[j, i] + kappa[j, ip])
-                q1[j, i] = k_e * (g2 * ((chi[j, ip] - chi[j, i]) / h1) - gamma * (0.5 * (dy_c + dy_e)))
-                dx_c = (chi[j, ip] - chi[j, im]) / (2.0 * h1)
-                dx_n = (chi[jp, ip] - chi[jp, im]) / (2.0 * h1)
-                k_n = 0.5 * (kappa[j, i] + kappa[jp, i])
-                q2[j, i] = k_n * ((chi[jp, i] - chi[j, i]) / h2 - gamma * (0.5 * (dx_c + dx_n)))
+                ii = i + 1
+                dy_c = (cp[ii] - cm[ii]) / (2.0 * h2)
+                dy_e = (cp[ii + 1] - cm[ii + 1]) / (2.0 * h2)
+                k_e = 0.5 * (k0[ii] + k0[ii + 1])
+                f1[i] = k_e * (g2 * ((c0[ii + 1] - c0[ii]) / h1) - gamma * (0.5 * (dy_c + dy_e)))
+                dx_c = (c0[ii + 1] - c0[ii - 1]) / (2.0 * h1)
+                dx_n = (cp[ii + 1] - cp[ii - 1]) / (2.0 * h1)
+                k_n = 0.5 * (k0[ii] + kn[ii])
+                f2[i] = k_n * ((cp[ii] - c0[ii]) / h2 - gamma * (0.5 * (dx_c + dx_n)))
         for j in range(ny):
-            jm = j - 1 if j > 0 else ny - 1
-            for i in range(nx):
-                im = i - 1 if i > 0 else nx - 1
-                out[j, i] = (q1[j, i] - q1[j, im]) / h1 + (q2[j, i] - q2[jm, i]) / h2
+            f1 = q1[j]
+            f2 = q2[j]
+            f2m = q2[j - 1 if j > 0 else ny - 1]
+            out = chi_d[j]
+            out[0] = out[0] + sub_dt * ((f1[0] - f1[nx - 1]) / h1 + (f2[0] - f2m[0]) / h2)
+            for i in range(1, nx):
+                out[i] = out[i] + sub_dt * ((f1[i] - f1[i - 1]) / h1 + (f2[i] - f2m[i]) / h2)
 
     @njit(cache=True, nogil=True)
-    def diffusion_stage(chi, kap, kmax, g, dt, h1, h2, chi_d, div, q1, q2):
-        """Step 2: chi diffusion (Eq 29, 34), explicit, sub-cycled for stability; writes ``chi_d``."""
+    def diffusion_stage(chi, kap, kmax, g, dt, h1, h2, chi_d, cpad, kpad, q1, q2):
+        """Step 2: chi diffusion (Eq 29, 34), explicit, sub-cycled for stability; writes ``chi_d``.
+
+        ``cpad``, ``kpad``: ``(ny + 2, nx + 2)`` scratch; ``q1``, ``q2``: ``(ny, nx)`` face fluxes.
+        """
         ny, nx = chi.shape
         for j in range(ny):
             for i in range(nx):
@@ -236,11 +260,10 @@ if AVAILABLE:
         stiff = kmax * dt * ((1.0 + g * g) / (h1 * h1) + 1.0 / (h2 * h2) + abs(g) / (h1 * h2))
         n_sub = max(1, int(math.ceil(stiff / 0.4)))  # operators.diffusion_substeps
         sub_dt = dt / n_sub
+        _pad1(kap, kpad)
         for _ in range(n_sub):
-            _diffusion_div(chi_d, kap, g, h1, h2, q1, q2, div)
-            for j in range(ny):
-                for i in range(nx):
-                    chi_d[j, i] = chi_d[j, i] + sub_dt * div[j, i]
+            _pad1(chi_d, cpad)
+            _diffusion_substep(cpad, kpad, g, h1, h2, sub_dt, q1, q2, chi_d)
 
     @njit(cache=True, nogil=True)
     def _pad2(f, p):
@@ -395,27 +418,38 @@ if AVAILABLE:
         so F_i = d_j sigma*_ij is the reference projection's force times e^{-i phi} (Eq 31).
         """
         _, ny, nx = phys_star.shape
-        sxx = phys_star[0]
-        syy = phys_star[1]
-        sxy = phys_star[2]
         for j in range(ny):
             jm = j - 1 if j > 0 else ny - 1
-            for i in range(nx):
-                im = i - 1 if i > 0 else nx - 1
-                a = sxx[j, i] - sxx[jm, im]
-                b = sxx[jm, i] - sxx[j, im]
-                dxx1 = (a + b) / (2.0 * h1)
-                a = sxy[j, i] - sxy[jm, im]
-                b = sxy[jm, i] - sxy[j, im]
-                dxy1 = (a + b) / (2.0 * h1)
-                dxy2 = (a - b) / (2.0 * h2)
-                a = syy[j, i] - syy[jm, im]
-                b = syy[jm, i] - syy[j, im]
-                dyy1 = (a + b) / (2.0 * h1)
-                dyy2 = (a - b) / (2.0 * h2)
-                f1 = dxx1 + (dxy2 - gn * dxy1)
-                f2 = dxy1 + (dyy2 - gn * dyy1)
-                z[j, i] = complex(f1, f2)
+            xx0 = phys_star[0, j]
+            xxm = phys_star[0, jm]
+            yy0 = phys_star[1, j]
+            yym = phys_star[1, jm]
+            xy0 = phys_star[2, j]
+            xym = phys_star[2, jm]
+            zrow = z[j]
+            zrow[0] = _corner_force(xx0[0], xxm[0], xx0[nx - 1], xxm[nx - 1], yy0[0], yym[0], yy0[nx - 1],
+                                    yym[nx - 1], xy0[0], xym[0], xy0[nx - 1], xym[nx - 1], gn, h1, h2)
+            for i in range(1, nx):
+                zrow[i] = _corner_force(xx0[i], xxm[i], xx0[i - 1], xxm[i - 1], yy0[i], yym[i], yy0[i - 1],
+                                        yym[i - 1], xy0[i], xym[i], xy0[i - 1], xym[i - 1], gn, h1, h2)
+
+    @njit(cache=True, inline="always")
+    def _corner_force(xx, xx_s, xx_w, xx_sw, yy, yy_s, yy_w, yy_sw, xy, xy_s, xy_w, xy_sw, gn, h1, h2):
+        """F1 + i F2 at one corner from the four surrounding centres (s: south j-1, w: west i-1)."""
+        a = xx - xx_sw
+        b = xx_s - xx_w
+        dxx1 = (a + b) / (2.0 * h1)
+        a = xy - xy_sw
+        b = xy_s - xy_w
+        dxy1 = (a + b) / (2.0 * h1)
+        dxy2 = (a - b) / (2.0 * h2)
+        a = yy - yy_sw
+        b = yy_s - yy_w
+        dyy1 = (a + b) / (2.0 * h1)
+        dyy2 = (a - b) / (2.0 * h2)
+        f1 = dxx1 + (dxy2 - gn * dxy1)
+        f2 = dxy1 + (dyy2 - gn * dyy1)
+        return complex(f1, f2)
 
     @njit(cache=True, nogil=True)
     def box_solve_stage(zhat, kappa1, kappa2, gn, dt, lam, mu, uhat, rows):
@@ -610,7 +644,8 @@ if AVAILABLE:
         chi_pl = np.empty((ny, nx))
         kap = np.empty((ny, nx))
         chi_d = np.empty((ny, nx))
-        div = np.empty((ny, nx))
+        cpad = np.empty((ny + 2, nx + 2))
+        kpad = np.empty((ny + 2, nx + 2))
         q1 = np.empty((ny, nx))
         q2 = np.empty((ny, nx))
         pad = np.empty((ny + 4, nx + 4))
@@ -642,7 +677,7 @@ if AVAILABLE:
                 if flag:
                     stuck[b] = True
                     break
-                diffusion_stage(c_cur, kap, kmax, g, dt, h1, h2, chi_d, div, q1, q2)
+                diffusion_stage(c_cur, kap, kmax, g, dt, h1, h2, chi_d, cpad, kpad, q1, q2)
                 transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, chi_d, g, dt, h1, h2, pad,
                                 c1, c2, adv, s_star, c_new, r_new, phys_star)
                 gn = g + dt

@@ -153,3 +153,27 @@ def test_plastic_stage_matches_reference_substeps(seed, dt, adapt):
         _, flag = fast.plastic_stage(sig, chi, g, dt, mu, eps0s, c0, chi_inf, l_chi, False, adapt, 2,
                                      ratio, chi_pl, kap, *fast.plastic_scratch(ny * nx))
         assert flag
+
+
+def test_compiled_frame_recording_matches_numpy_record():
+    """fast.record_frame / finite_members == solver._record / _finite_members on a random batched state."""
+    from gego.stz import solver
+
+    rng = np.random.default_rng(11)
+    nb, ny, nx, gamma, h1, h2 = 3, 6, 5, 0.37, 12.5, 9.0
+    state = solver._State(sigma=rng.normal(size=(nb, 4, ny, nx)), chi=rng.uniform(0.05, 0.2, (nb, ny, nx)),
+                          refmap=rng.normal(scale=2.0, size=(nb, 2, ny, nx)), velocity=rng.normal(size=(nb, 2, ny, nx)),
+                          grad=rng.normal(size=(nb, 4, ny, nx)))
+    mat = solver._Material.from_params([VALIDATION_TARGET, dataclasses.replace(VALIDATION_TARGET, s_y_gpa=0.9),
+                                        dataclasses.replace(VALIDATION_TARGET, s_y_gpa=1.1)])
+    members = np.array([4, 0, 2])
+    ref, got = (solver._Buffers.allocate(5, 3, ny, nx, True) for _ in range(2))
+    solver._record(ref, 1, members, state, gamma, mat, h1, h2, True)
+    solver._record_compiled(got, 1, members, state, gamma, mat, h1, h2, True)
+    for name, arr in ref.named.items():
+        assert np.isnan(arr[[1, 3]]).all() and np.isnan(got.named[name][[1, 3]]).all(), name
+        assert np.allclose(got.named[name][members], arr[members], rtol=1e-13, atol=1e-14, equal_nan=True), name
+        assert np.isfinite(got.named[name][members, 1]).all() and np.isnan(got.named[name][members, 0]).all(), name
+    state.chi[1, 2, 3] = -0.1
+    state.refmap[2, 0, 0, 0] = np.nan
+    assert list(solver._finite_members_compiled(state)) == list(solver._finite_members(state)) == [True, False, False]

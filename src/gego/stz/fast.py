@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover - numba / rocket-fft are optional
 
 __all__ = ["AVAILABLE", "exp_array", "plastic_scratch", "plastic_stage", "diffusion_stage", "transport_stage",
            "corner_force_stage", "box_solve_stage", "box_finish_stage", "spectral_stage", "finish_stage",
-           "run_steps"]
+           "run_steps", "record_frame", "finite_members"]
 
 if AVAILABLE:
 
@@ -698,6 +698,107 @@ if AVAILABLE:
                 r_cur[:] = r_new
 
 
+    @njit(cache=True, nogil=True)
+    def record_frame(sig, chi, refmap, gamma, h1, h2, s_y_gpa, rows, k, fields, means, stress, store_stress):
+        """Frame ``k`` of every member into the output buffers (solver._record, compiled).
+
+        ``fields`` ``(4, B_all, frames, ny, nx)``: 2 E_xy, E_xx, E_yy (Green-Lagrange from the
+        reference map, E = (F^T F - I)/2 with F = T G^-1, G = I - grad_xi w, centred differences)
+        and chi; ``means`` ``(9, B_all, frames)`` in the order of solver._MEAN_NAMES; ``stress``
+        ``(4, B_all, frames, ny, nx)`` physical stress in GPa (written if ``store_stress``).
+        ``rows[b]`` is member b's row in the buffers. Means are plain sums / n_cells.
+        """
+        nb, _, ny, nx = sig.shape
+        n_cells = ny * nx
+        for b in range(nb):
+            r = rows[b]
+            sy = s_y_gpa[b]
+            t_pxy = t_sxy = t_pxx = t_pyy = t_pzz = t_p = t_dev = t_exy = t_chi = 0.0
+            for j in range(ny):
+                jp = j + 1 if j + 1 < ny else 0
+                jm = j - 1 if j > 0 else ny - 1
+                for i in range(nx):
+                    ip = i + 1 if i + 1 < nx else 0
+                    im = i - 1 if i > 0 else nx - 1
+                    w1x = (refmap[b, 0, j, ip] - refmap[b, 0, j, im]) / (2.0 * h1)
+                    w1y = (refmap[b, 0, jp, i] - refmap[b, 0, jm, i]) / (2.0 * h2)
+                    w2x = (refmap[b, 1, j, ip] - refmap[b, 1, j, im]) / (2.0 * h1)
+                    w2y = (refmap[b, 1, jp, i] - refmap[b, 1, jm, i]) / (2.0 * h2)
+                    g11 = 1.0 - w1x
+                    g12 = -w1y
+                    g21 = -w2x
+                    g22 = 1.0 - w2y
+                    inv_det = 1.0 / (g11 * g22 - g12 * g21)
+                    a11 = g22 * inv_det  # G^-1
+                    a12 = -g12 * inv_det
+                    a21 = -g21 * inv_det
+                    a22 = g11 * inv_det
+                    f11 = a11 + gamma * a21  # F = T G^-1
+                    f12 = a12 + gamma * a22
+                    f21 = a21
+                    f22 = a22
+                    exx = 0.5 * (f11 * f11 + f21 * f21 - 1.0)
+                    eyy = 0.5 * (f12 * f12 + f22 * f22 - 1.0)
+                    exy = 0.5 * (f11 * f12 + f21 * f22)
+                    c = chi[b, j, i]
+                    fields[0, r, k, j, i] = 2.0 * exy
+                    fields[1, r, k, j, i] = exx
+                    fields[2, r, k, j, i] = eyy
+                    fields[3, r, k, j, i] = c
+                    a_xx = sig[b, 0, j, i]
+                    a_yy = sig[b, 1, j, i]
+                    a_xy = sig[b, 2, j, i]
+                    a_zz = sig[b, 3, j, i]
+                    pxx = a_xx + 2.0 * gamma * a_xy + gamma * gamma * a_yy  # sigma = T Sigma T^T (Eq 35)
+                    pyy = a_yy
+                    pxy = a_xy + gamma * a_yy
+                    pzz = a_zz
+                    mean = (pxx + pyy + pzz) / 3.0
+                    dxx = pxx - mean
+                    dyy = pyy - mean
+                    dzz = pzz - mean
+                    t_dev += math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy)
+                    t_pxy += pxy
+                    t_sxy += a_xy
+                    t_pxx += pxx
+                    t_pyy += pyy
+                    t_pzz += pzz
+                    t_p += pxx + pyy + pzz
+                    t_exy += exy
+                    t_chi += c
+                    if store_stress:
+                        stress[0, r, k, j, i] = sy * pxx
+                        stress[1, r, k, j, i] = sy * pyy
+                        stress[2, r, k, j, i] = sy * pxy
+                        stress[3, r, k, j, i] = sy * pzz
+            means[0, r, k] = sy * (t_pxy / n_cells)
+            means[1, r, k] = sy * (t_sxy / n_cells)
+            means[2, r, k] = sy * (t_pxx / n_cells)
+            means[3, r, k] = sy * (t_pyy / n_cells)
+            means[4, r, k] = sy * (t_pzz / n_cells)
+            means[5, r, k] = -sy * (t_p / n_cells) / 3.0
+            means[6, r, k] = t_dev / n_cells
+            means[7, r, k] = 2.0 * (t_exy / n_cells)
+            means[8, r, k] = t_chi / n_cells
+
+    @njit(cache=True, nogil=True)
+    def finite_members(sig, chi, refmap, vel, ok):
+        """``ok[b]``: member b's state is finite everywhere and its chi positive (solver._finite_members)."""
+        nb = chi.shape[0]
+        for b in range(nb):
+            good = True
+            for v in sig[b].ravel():
+                good = good and math.isfinite(v)
+            for v in refmap[b].ravel():
+                good = good and math.isfinite(v)
+            for v in vel[b].ravel():
+                good = good and math.isfinite(v)
+            for v in chi[b].ravel():
+                good = good and math.isfinite(v) and v > 0.0
+            ok[b] = good
+
+
 else:  # pragma: no cover
     exp_array = plastic_scratch = plastic_stage = diffusion_stage = transport_stage = corner_force_stage = None
     box_solve_stage = box_finish_stage = spectral_stage = finish_stage = run_steps = None
+    record_frame = finite_members = None

@@ -313,8 +313,30 @@ def _green_lagrange(refmap: np.ndarray, gamma: float, h1: float, h2: float):
     return exx, eyy, exy
 
 
-def _record(buffers, k, members, state: _State, gamma, mat: _Material, h1, h2, store_stress):
-    """Write frame ``k`` of the active members into the output buffers."""
+@dataclass
+class _Buffers:
+    """Output of a batch call: ``fields`` ``(4, B, frames, ny, nx)`` (_FIELD_NAMES), ``means``
+    ``(9, B, frames)`` (_MEAN_NAMES), ``stress`` ``(4, B, frames, ny, nx)`` (_STRESS_FIELD_NAMES,
+    only with store_stress_fields, else empty); ``named`` maps each name to its view."""
+
+    fields: np.ndarray
+    means: np.ndarray
+    stress: np.ndarray
+    named: dict
+
+    @classmethod
+    def allocate(cls, n_batch, n_out, ny, nx, store_stress) -> "_Buffers":
+        fields = np.full((len(_FIELD_NAMES), n_batch, n_out, ny, nx), np.nan)
+        means = np.full((len(_MEAN_NAMES), n_batch, n_out), np.nan)
+        stress = np.full((len(_STRESS_FIELD_NAMES) if store_stress else 0, n_batch, n_out, ny, nx), np.nan)
+        named = {**dict(zip(_FIELD_NAMES, fields)), **dict(zip(_MEAN_NAMES, means)),
+                 **dict(zip(_STRESS_FIELD_NAMES, stress))}
+        return cls(fields, means, stress, named)
+
+
+def _record(buffers: _Buffers, k, members, state: _State, gamma, mat: _Material, h1, h2, store_stress):
+    """Write frame ``k`` of the active members into the output buffers (numpy reference path)."""
+    buffers = buffers.named
     sig = state.sigma
     phys = physics.sheared_to_physical(gamma, sig[:, 0], sig[:, 1], sig[:, 2], sig[:, 3])
     sbar = physics.deviator_magnitude(*phys)
@@ -339,6 +361,18 @@ def _record(buffers, k, members, state: _State, gamma, mat: _Material, h1, h2, s
             buffers[name][members, k] = mat.s_y_gpa[:, :, :] * comp
 
 
+def _record_compiled(buffers: _Buffers, k, members, state: _State, gamma, mat: _Material, h1, h2, store_stress):
+    """:func:`_record` in compiled code (:func:`fast.record_frame`; means as plain sums, equal to round-off)."""
+    fast.record_frame(state.sigma, state.chi, state.refmap, gamma, h1, h2, mat.s_y_gpa.ravel(), members, k,
+                      buffers.fields, buffers.means, buffers.stress, store_stress)
+
+
+def _finite_members_compiled(state: _State) -> np.ndarray:
+    ok = np.empty(state.chi.shape[0], dtype=np.bool_)
+    fast.finite_members(state.sigma, state.chi, state.refmap, state.velocity, ok)
+    return ok
+
+
 def _finite_members(state: _State) -> np.ndarray:
     ok = np.ones(state.chi.shape[0], dtype=bool)
     for arr in (state.sigma, state.chi, state.refmap, state.velocity):
@@ -348,7 +382,7 @@ def _finite_members(state: _State) -> np.ndarray:
 
 
 def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray, settings: SolverSettings,
-                 use_fast: bool, t_start: float, buffers: dict, reasons: list[str]) -> None:
+                 use_fast: bool, t_start: float, buffers: _Buffers, reasons: list[str]) -> None:
     """Integrate the batch members ``members`` (indices into ``params``), writing their rows of ``buffers``."""
     ny, nx = settings.n_y, settings.nx
     h1, h2 = settings.cell_length_angstrom / nx, settings.length_y_angstrom / ny
@@ -361,7 +395,9 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
     n = members.size
     state = _State(sigma=np.zeros((n, 4, ny, nx)), chi=chi0[members].copy(), refmap=np.zeros((n, 2, ny, nx)),
                    velocity=np.zeros((n, 2, ny, nx)), grad=np.zeros((n, 4, ny, nx)))
-    _record(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
+    record = _record_compiled if use_fast else _record
+    finite_members = _finite_members_compiled if use_fast else _finite_members
+    record(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for k in range(1, n_out):
             if use_fast:  # whole frame in compiled code; state updated in place
@@ -382,14 +418,14 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
                                                   f" sub-steps in one step at gamma={gamma:.4g}")
                     if members.size == 0:
                         return
-            finite = _finite_members(state)
+            finite = finite_members(state)
             if not finite.all():
                 members, state, mat = _retire(members, state, mat, finite, reasons,
                                               f"non-finite or non-positive state before frame {k}"
                                               f" (gamma={gamma_frames[k]:.4g})")
                 if members.size == 0:
                     return
-            _record(buffers, k, members, state, gamma_frames[k], mat, h1, h2, settings.store_stress_fields)
+            record(buffers, k, members, state, gamma_frames[k], mat, h1, h2, settings.store_stress_fields)
             if time.perf_counter() - t_start > settings.max_wall_s and k < n_out - 1:
                 for m in members:
                     reasons[m] = f"wall-time cap {settings.max_wall_s:g} s reached at frame {k}"
@@ -438,9 +474,7 @@ def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *
     params = [p for p, _ in prepared]
     n_batch, ny, nx = len(params), settings.n_y, settings.nx
     n_out = settings.n_frames + 1
-    names = list(_FIELD_NAMES) + (list(_STRESS_FIELD_NAMES) if settings.store_stress_fields else [])
-    buffers = {name: np.full((n_batch, n_out, ny, nx), np.nan) for name in names}
-    buffers.update({name: np.full((n_batch, n_out), np.nan) for name in _MEAN_NAMES})
+    buffers = _Buffers.allocate(n_batch, n_out, ny, nx, settings.store_stress_fields)
     reasons = [""] * n_batch
     gamma_frames = settings.gamma_final * np.arange(n_out) / settings.n_frames
     use_fast = settings.backend == "numba" or (settings.backend == "auto" and fast.AVAILABLE)
@@ -462,11 +496,11 @@ def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *
     wall = (time.perf_counter() - t_start) / n_batch
     results = []
     for b, p in enumerate(params):
-        stress_fields = {name: buffers[name][b] for name in _STRESS_FIELD_NAMES if name in buffers}
+        stress_fields = {name: buffers.named[name][b] for name in _STRESS_FIELD_NAMES if name in buffers.named}
         results.append(STZResult(
             status="failed" if reasons[b] else "ok", reason=reasons[b], params=p, settings=settings,
             gamma=gamma_frames.copy(), wall_time_s=wall, stress_fields=stress_fields,
-            **{name: buffers[name][b] for name in list(_FIELD_NAMES) + list(_MEAN_NAMES)}))
+            **{name: buffers.named[name][b] for name in list(_FIELD_NAMES) + list(_MEAN_NAMES)}))
     return results
 
 

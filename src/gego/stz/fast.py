@@ -19,6 +19,10 @@ single pass over the grid into scratch arrays allocated once per call (no tempor
    ``project_velocity`` (3 forward + 6 inverse real FFTs) to round-off. For ``"spectral"`` the
    reference route is kept (:func:`spectral_stage`, :func:`finish_stage`).
 
+All kernels use ``error_model="numpy"``: a division by zero gives inf/NaN as in IEEE arithmetic
+(and the numpy reference) instead of raising, which also keeps the checks out of the vectorised
+loops. No fastmath: every operation rounds as written.
+
 Batch members are independent and run one after the other (threads split a batch in
 :mod:`gego.stz.solver`), so each member's arithmetic is identical whatever the batch size or
 thread count.
@@ -52,7 +56,7 @@ if AVAILABLE:
     _LN2_HI = 6.93147180369123816490e-01
     _LN2_LO = 1.90821492927058770002e-10
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def exp_array(x, out, kbuf, n):
         """``out[:n] = exp(x[:n])``, SIMD; 0 below -708 (true value < 3.3e-308), inf above 709.
 
@@ -87,14 +91,14 @@ if AVAILABLE:
             v = xi if xi != xi else v  # NaN propagates
             out[i] = v
 
-    @njit(cache=True)
+    @njit(cache=True, error_model="numpy")
     def plastic_scratch(n_cells):
         """Scratch arrays for :func:`plastic_stage` on a grid of ``n_cells`` cells."""
         return (np.empty((4, n_cells)), np.empty(2 * n_cells), np.empty(2 * n_cells),
                 np.empty(2 * n_cells, dtype=np.int64), np.empty(n_cells, dtype=np.int64),
                 np.empty(n_cells, dtype=np.bool_))
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def _plastic_round(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt):
         """One adaptive sub-step (Eq 29, 32-33) for the ``n`` active cells held in ``work``.
 
@@ -123,17 +127,17 @@ if AVAILABLE:
             s[i] = si - sub * relax
             limited[i] = lim
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def plastic_stage(sig, chi, g, dt, mu, eps0s, c0, chi_inf, l_chi, paper_form, adapt, max_sub,
                       ratio, chi_pl, kap, work, xs, es, kbuf, idx, limited):
         """Step 1: plastic relaxation per cell (Eq 29, 32-33) and the chi diffusivity (Eq 34).
 
         ``sig`` is one member's sheared-frame Sigma ``(4, ny, nx)`` at strain ``g``. Writes the
         relaxation ratio drop/|S|, chi after the source and the diffusivity K (A^2 per unit
-        strain); returns (max K, stuck). The yielding cells are gathered into a compact list
-        and sub-stepped together, one vectorised :func:`_plastic_round` per sub-step, until
-        each has used its whole step (or ``max_sub`` sub-steps: stuck). The scratch arrays
-        come from :func:`plastic_scratch`.
+        strain); returns (max K, stuck). The first sub-step runs on the whole grid; the cells
+        with strain left are gathered into a compact list and sub-stepped together, one
+        vectorised :func:`_plastic_round` per sub-step, until each has used its whole step (or
+        ``max_sub`` sub-steps in all: stuck). The scratch arrays come from :func:`plastic_scratch`.
         """
         _, ny, nx = sig.shape
         n_cells = ny * nx
@@ -163,17 +167,25 @@ if AVAILABLE:
             dyy = pyy - mean
             dzz = a_zz - mean
             sbar[m] = math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy)
-            chi_pl_f[m] = chi_f[m]
         s_end = ratio_f  # holds |S| at the end of the step until the ratio is formed
+        # first sub-step on the whole grid (below yield the rate is zero: nothing changes there),
+        # then only the cells with strain left, compacted into the front of ``work``
+        for m in range(n_cells):
+            work[0, m] = sbar[m]
+            work[1, m] = chi_f[m]
+            work[2, m] = dt
+        _plastic_round(work, xs, es, kbuf, limited, n_cells, mu, eps0s, c0, chi_inf, adapt)
         n = 0
-        for m in range(n_cells):  # compact list of the yielding cells; cells below yield stay as they are
-            s_end[m] = sbar[m]
+        for m in range(n_cells):
+            s_end[m] = work[0, m]
+            chi_pl_f[m] = work[1, m]
+        for m in range(n_cells):  # branch-free compaction (the branch would be mispredicted)
             idx[n] = m
-            work[0, n] = sbar[m]
-            work[1, n] = chi_f[m]
-            work[2, n] = dt
-            n += sbar[m] >= 1.0  # branch-free compaction (the branch would be mispredicted)
-        for _ in range(max_sub):
+            work[0, n] = work[0, m]
+            work[1, n] = work[1, m]
+            work[2, n] = work[2, m]
+            n += limited[m]
+        for _ in range(max_sub - 1):
             if n == 0:
                 break
             _plastic_round(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt)
@@ -197,7 +209,7 @@ if AVAILABLE:
             kmax = max(kmax, k)
         return kmax, n > 0
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def _pad1(f, p):
         """Copy a periodic ``(ny, nx)`` field into ``p`` ``(ny + 2, nx + 2)`` with one ghost layer."""
         ny, nx = f.shape
@@ -212,7 +224,7 @@ if AVAILABLE:
             p[0, i] = p[ny, i]
             p[ny + 1, i] = p[1, i]
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True, inline="always", error_model="numpy")
     def _diffusion_substep(cpad, kpad, gamma, h1, h2, sub_dt, q1, q2, chi_d):
         """chi_d += sub_dt div_x(K grad_x chi) in xi coordinates (operators.diffusion_divergence);
         ``cpad``, ``kpad``: chi_d and K with one periodic ghost layer (:func:`_pad1`)."""
@@ -245,7 +257,7 @@ if AVAILABLE:
             for i in range(1, nx):
                 out[i] = out[i] + sub_dt * ((f1[i] - f1[i - 1]) / h1 + (f2[i] - f2m[i]) / h2)
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def diffusion_stage(chi, kap, kmax, g, dt, h1, h2, chi_d, cpad, kpad, q1, q2):
         """Step 2: chi diffusion (Eq 29, 34), explicit, sub-cycled for stability; writes ``chi_d``.
 
@@ -265,7 +277,7 @@ if AVAILABLE:
             _pad1(chi_d, cpad)
             _diffusion_substep(cpad, kpad, g, h1, h2, sub_dt, q1, q2, chi_d)
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def _pad2(f, p):
         """Copy a periodic ``(ny, nx)`` field into ``p`` ``(ny + 4, nx + 4)`` with two ghost layers."""
         ny, nx = f.shape
@@ -283,7 +295,7 @@ if AVAILABLE:
             p[ny + 2, i] = p[2, i]
             p[ny + 3, i] = p[3, i]
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True, inline="always", error_model="numpy")
     def _eno2(v, m2, m1, p1, p2, positive):
         """ENO2 one-sided derivative times h (operators._eno2_upwind); both upwind candidates are
         computed and selected without data-dependent branches (faster on random signs)."""
@@ -297,7 +309,7 @@ if AVAILABLE:
         curv_up = curv_m if positive else curv_p
         return upwind if curv_c > curv_up else central
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def _advect(pad, c1, c2, out):
         """out = c1 ENO2_x + c2 ENO2_y of one ghost-padded field, c = -dt V / h (upwind: V > 0 <=> c < 0).
 
@@ -320,7 +332,7 @@ if AVAILABLE:
                 o[i] = (a[i] * _eno2(v, r[ii - 2], r[ii - 1], r[ii + 1], r[ii + 2], a[i] < 0.0)
                         + b[i] * _eno2(v, rm2[ii], rm1[ii], rp1[ii], rp2[ii], b[i] < 0.0))
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True, inline="always", error_model="numpy")
     def _truesdell_row(a_xx, a_yy, a_xy, a_zz, l_xx, l_xy, l_yx, l_yy, ratio, d_xx, d_yy, d_xy, d_zz, g, dt,
                        o_xx, o_yy, o_xy, o_zz):
         """One grid row of sigma* = Sigma + advection + Truesdell terms - plastic relaxation (Eq 30)."""
@@ -347,7 +359,7 @@ if AVAILABLE:
             o_xy[i] = a_xy[i] + d_xy[i] + (exy - g * eyy)
             o_zz[i] = a_zz[i] + d_zz[i] + ezz
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def transport_stage(sig, chi, refmap, vel, grad, ratio, chi_pl, chi_d, g, dt, h1, h2, pad, c1, c2,
                         adv, sig_out, chi_out, ref_out, phys_star):
         """Step 3: advection by V = T^-1 u, Truesdell and plastic terms (Eq 30) for one member.
@@ -407,7 +419,7 @@ if AVAILABLE:
                 o0[i] = r0[i] + a5[i] + dt * (u1[i] - g * u2[i])
                 o1[i] = r1[i] + a6[i] + dt * u2[i]
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def corner_force_stage(phys_star, gn, h1, h2, z):
         """Force div sigma* on the cell corners (box scheme), packed as ``z = F1 + i F2``.
 
@@ -433,7 +445,7 @@ if AVAILABLE:
                 zrow[i] = _corner_force(xx0[i], xxm[i], xx0[i - 1], xxm[i - 1], yy0[i], yym[i], yy0[i - 1],
                                         yym[i - 1], xy0[i], xym[i], xy0[i - 1], xym[i - 1], gn, h1, h2)
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True, inline="always", error_model="numpy")
     def _corner_force(xx, xx_s, xx_w, xx_sw, yy, yy_s, yy_w, yy_sw, xy, xy_s, xy_w, xy_sw, gn, h1, h2):
         """F1 + i F2 at one corner from the four surrounding centres (s: south j-1, w: west i-1)."""
         a = xx - xx_sw
@@ -451,7 +463,7 @@ if AVAILABLE:
         f2 = dxy1 + (dyy2 - gn * dyy1)
         return complex(f1, f2)
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def box_solve_stage(zhat, kappa1, kappa2, gn, dt, lam, mu, uhat, rows):
         """Invert M = mu |k|^2 I + (lambda + mu) k k^T per wavevector (operators.project_velocity).
 
@@ -488,7 +500,7 @@ if AVAILABLE:
             for i in range(nx):
                 urow[i] = complex(rows[4, i], rows[5, i])
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True, inline="always", error_model="numpy")
     def _box_solve_row(zr, zi, cr, ci, k1, k2, gn, coef, scale0, ur, ui, spare0, spare1):
         """One row of box_solve_stage in real arithmetic: uhat = U1 + i U2 with U = M^-1 F."""
         for i in range(zr.size):
@@ -510,7 +522,7 @@ if AVAILABLE:
             ur[i] = u1r - u2i  # u1 + i u2
             ui[i] = u1i + u2r
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def box_finish_stage(w, sig_star, gn, dt, lam, mu, h1, h2, wpad, sig_out, vel_out, grad_out):
         """Corner velocity ``w`` (complex u1 + i u2) -> centre velocity and L; add dt C:D (Eq 30).
 
@@ -539,7 +551,7 @@ if AVAILABLE:
                          grad_out[1, j], grad_out[2, j], grad_out[3, j], gn, dt, lam, mu,
                          sig_out[0, j], sig_out[1, j], sig_out[2, j], sig_out[3, j])
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True, inline="always", error_model="numpy")
     def _corner_to_centre_row(w0, w0n, w1, w1n, gn, h1, h2, v0, v1, g_xx, g_xy, g_yx, g_yy):
         """One row of centre velocity and L = grad u from the four surrounding corners."""
         for i in range(v0.size):
@@ -558,7 +570,7 @@ if AVAILABLE:
             g_yx[i] = d1u2
             g_yy[i] = d2u2 - gn * d1u2
 
-    @njit(cache=True, inline="always")
+    @njit(cache=True, inline="always", error_model="numpy")
     def _elastic_row(s_xx, s_yy, s_xy, s_zz, l_xx, l_xy, l_yx, l_yy, gn, dt, lam, mu, o_xx, o_yy, o_xy, o_zz):
         """One row of Eq 30: o = sigma* + dt C : D, D = sym(L), L the total (affine + periodic)
         velocity gradient per unit strain, L_affine = [[0, 1], [0, 0]] (Eq 35); written in the
@@ -579,7 +591,7 @@ if AVAILABLE:
             o_xy[i] = s_xy[i] + (exy - gn * eyy)
             o_zz[i] = s_zz[i] + ezz
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def spectral_stage(spec, kappa1, kappa2, average, gamma_new, dt, lam, mu, out):
         """Closed-form 2 x 2 solve per wavevector on the rfft grid (operators.project_velocity)."""
         _, ny, nk = spec.shape
@@ -606,7 +618,7 @@ if AVAILABLE:
                 out[4, j, i] = 1j * kx * u2
                 out[5, j, i] = 1j * ky * u2
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def finish_stage(sig_star, real, gn, dt, lam, mu, sig_out, vel_out, grad_out):
         """Add dt C:(D_affine + sym grad u) in the sheared frame (Eq 30); store velocity and L.
 
@@ -625,7 +637,7 @@ if AVAILABLE:
                          grad_out[1, j], grad_out[2, j], grad_out[3, j], gn, dt, lam, mu,
                          sig_out[0, j], sig_out[1, j], sig_out[2, j], sig_out[3, j])
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def run_steps(sig, chi, refmap, vel, grad, gamma0, n_steps, dt, mu, lam, eps0s, c0, chi_inf, l_chi,
                   paper_form, adapt, max_sub, h1, h2, box, kappa1, kappa2, average, stuck):
         """Advance every member by ``n_steps`` steps from strain ``gamma0``, in place.
@@ -698,7 +710,7 @@ if AVAILABLE:
                 r_cur[:] = r_new
 
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def record_frame(sig, chi, refmap, gamma, h1, h2, s_y_gpa, rows, k, fields, means, stress, store_stress):
         """Frame ``k`` of every member into the output buffers (solver._record, compiled).
 
@@ -781,7 +793,7 @@ if AVAILABLE:
             means[7, r, k] = 2.0 * (t_exy / n_cells)
             means[8, r, k] = t_chi / n_cells
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, error_model="numpy")
     def finite_members(sig, chi, refmap, vel, ok):
         """``ok[b]``: member b's state is finite everywhere and its chi positive (solver._finite_members)."""
         nb = chi.shape[0]

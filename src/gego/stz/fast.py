@@ -373,11 +373,16 @@ if AVAILABLE:
         """
         _, ny, nx = sig.shape
         gn = g + dt
-        for j in range(ny):
-            for i in range(nx):
-                u2 = vel[1, j, i]
-                c1[j, i] = -dt * (vel[0, j, i] - g * u2) / h1  # V = T^-1 u (Eq 35)
-                c2[j, i] = -dt * u2 / h2
+        nc = ny * nx
+        # point-wise passes run over the flattened grid: rows of 32 are shorter than LLVM's
+        # vector loop (width x interleave), which would leave them scalar
+        u1 = vel[0].reshape(nc)
+        u2 = vel[1].reshape(nc)
+        c1f = c1.reshape(nc)
+        c2f = c2.reshape(nc)
+        for m in range(nc):
+            c1f[m] = -dt * (u1[m] - g * u2[m]) / h1  # V = T^-1 u (Eq 35)
+            c2f[m] = -dt * u2[m] / h2
         for k in range(4):
             _pad2(sig[k], pad)
             _advect(pad, c1, c2, adv[k])
@@ -386,38 +391,37 @@ if AVAILABLE:
         for k in range(2):
             _pad2(refmap[k], pad)
             _advect(pad, c1, c2, adv[5 + k])
-        for j in range(ny):  # row views, few arrays per loop: LLVM vectorises each inner loop
-            _truesdell_row(sig[0, j], sig[1, j], sig[2, j], sig[3, j], grad[0, j], grad[1, j], grad[2, j],
-                           grad[3, j], ratio[j], adv[0, j], adv[1, j], adv[2, j], adv[3, j], g, dt,
-                           sig_out[0, j], sig_out[1, j], sig_out[2, j], sig_out[3, j])
-            so_xx = sig_out[0, j]
-            so_yy = sig_out[1, j]
-            so_xy = sig_out[2, j]
-            ps_xx = phys_star[0, j]
-            ps_yy = phys_star[1, j]
-            ps_xy = phys_star[2, j]
-            for i in range(nx):
-                ps_xx[i] = so_xx[i] + 2.0 * gn * so_xy[i] + gn * gn * so_yy[i]
-                ps_yy[i] = so_yy[i]
-                ps_xy[i] = so_xy[i] + gn * so_yy[i]
-            c_o = chi_out[j]
-            c_p = chi_pl[j]
-            c_a = adv[4, j]
-            c_d = chi_d[j]
-            c_c = chi[j]
-            for i in range(nx):
-                c_o[i] = c_p[i] + c_a[i] + (c_d[i] - c_c[i])
-            u1 = vel[0, j]
-            u2 = vel[1, j]
-            r0 = refmap[0, j]
-            r1 = refmap[1, j]
-            a5 = adv[5, j]
-            a6 = adv[6, j]
-            o0 = ref_out[0, j]
-            o1 = ref_out[1, j]
-            for i in range(nx):
-                o0[i] = r0[i] + a5[i] + dt * (u1[i] - g * u2[i])
-                o1[i] = r1[i] + a6[i] + dt * u2[i]
+        _truesdell_row(sig[0].reshape(nc), sig[1].reshape(nc), sig[2].reshape(nc), sig[3].reshape(nc),
+                       grad[0].reshape(nc), grad[1].reshape(nc), grad[2].reshape(nc), grad[3].reshape(nc),
+                       ratio.reshape(nc), adv[0].reshape(nc), adv[1].reshape(nc), adv[2].reshape(nc),
+                       adv[3].reshape(nc), g, dt, sig_out[0].reshape(nc), sig_out[1].reshape(nc),
+                       sig_out[2].reshape(nc), sig_out[3].reshape(nc))
+        so_xx = sig_out[0].reshape(nc)
+        so_yy = sig_out[1].reshape(nc)
+        so_xy = sig_out[2].reshape(nc)
+        ps_xx = phys_star[0].reshape(nc)
+        ps_yy = phys_star[1].reshape(nc)
+        ps_xy = phys_star[2].reshape(nc)
+        for m in range(nc):
+            ps_xx[m] = so_xx[m] + 2.0 * gn * so_xy[m] + gn * gn * so_yy[m]
+            ps_yy[m] = so_yy[m]
+            ps_xy[m] = so_xy[m] + gn * so_yy[m]
+        c_o = chi_out.reshape(nc)
+        c_p = chi_pl.reshape(nc)
+        c_a = adv[4].reshape(nc)
+        c_d = chi_d.reshape(nc)
+        c_c = chi.reshape(nc)
+        for m in range(nc):
+            c_o[m] = c_p[m] + c_a[m] + (c_d[m] - c_c[m])
+        r0 = refmap[0].reshape(nc)
+        r1 = refmap[1].reshape(nc)
+        a5 = adv[5].reshape(nc)
+        a6 = adv[6].reshape(nc)
+        o0 = ref_out[0].reshape(nc)
+        o1 = ref_out[1].reshape(nc)
+        for m in range(nc):
+            o0[m] = r0[m] + a5[m] + dt * (u1[m] - g * u2[m])
+            o1[m] = r1[m] + a6[m] + dt * u2[m]
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def corner_force_stage(phys_star, gn, h1, h2, z):
@@ -547,9 +551,7 @@ if AVAILABLE:
             _corner_to_centre_row(wpad[0, j], wpad[0, j + 1], wpad[1, j], wpad[1, j + 1], gn, h1, h2,
                                   vel_out[0, j], vel_out[1, j], grad_out[0, j], grad_out[1, j], grad_out[2, j],
                                   grad_out[3, j])
-            _elastic_row(sig_star[0, j], sig_star[1, j], sig_star[2, j], sig_star[3, j], grad_out[0, j],
-                         grad_out[1, j], grad_out[2, j], grad_out[3, j], gn, dt, lam, mu,
-                         sig_out[0, j], sig_out[1, j], sig_out[2, j], sig_out[3, j])
+        _elastic_flat(sig_star, grad_out, gn, dt, lam, mu, sig_out)
 
     @njit(cache=True, inline="always", error_model="numpy")
     def _corner_to_centre_row(w0, w0n, w1, w1n, gn, h1, h2, v0, v1, g_xx, g_xy, g_yx, g_yy):
@@ -590,6 +592,16 @@ if AVAILABLE:
             o_yy[i] = s_yy[i] + eyy
             o_xy[i] = s_xy[i] + (exy - gn * eyy)
             o_zz[i] = s_zz[i] + ezz
+
+    @njit(cache=True, inline="always", error_model="numpy")
+    def _elastic_flat(sig_star, grad, gn, dt, lam, mu, sig_out):
+        """:func:`_elastic_row` over the whole (flattened) grid."""
+        _, ny, nx = sig_star.shape
+        nc = ny * nx
+        _elastic_row(sig_star[0].reshape(nc), sig_star[1].reshape(nc), sig_star[2].reshape(nc),
+                     sig_star[3].reshape(nc), grad[0].reshape(nc), grad[1].reshape(nc), grad[2].reshape(nc),
+                     grad[3].reshape(nc), gn, dt, lam, mu, sig_out[0].reshape(nc), sig_out[1].reshape(nc),
+                     sig_out[2].reshape(nc), sig_out[3].reshape(nc))
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def spectral_stage(spec, kappa1, kappa2, average, gamma_new, dt, lam, mu, out):
@@ -633,9 +645,7 @@ if AVAILABLE:
                 grad_out[1, j, i] = real[3, j, i]
                 grad_out[2, j, i] = real[4, j, i]
                 grad_out[3, j, i] = real[5, j, i]
-            _elastic_row(sig_star[0, j], sig_star[1, j], sig_star[2, j], sig_star[3, j], grad_out[0, j],
-                         grad_out[1, j], grad_out[2, j], grad_out[3, j], gn, dt, lam, mu,
-                         sig_out[0, j], sig_out[1, j], sig_out[2, j], sig_out[3, j])
+        _elastic_flat(sig_star, grad_out, gn, dt, lam, mu, sig_out)
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def run_steps(sig, chi, refmap, vel, grad, gamma0, n_steps, dt, mu, lam, eps0s, c0, chi_inf, l_chi,

@@ -125,6 +125,35 @@ def test_cli_coarse_grain_writes_a_loadable_reference(banded_run, capsys):
     np.testing.assert_allclose(ds.gamma, gammas, atol=1e-12)
 
 
+def test_cli_keep_atoms_writes_frames_that_rebuild_the_same_reference(banded_run, capsys):
+    """--keep-atoms: the kept frames give the dump's dataset again (no second local-strain fit),
+    and the dataset names them."""
+    from gego.md.reference import AtomFrameStore, reference_from_atom_frames
+
+    folder, gammas = banded_run
+    out = folder / "ref.nc"
+    code = main(["coarse-grain", str(folder / "dump.shear"), "--log", str(folder / "log.lammps"), "--grid", "8",
+                 "--length", "2", "--out", str(out), "--quiet", "--keep-atoms"])
+    assert code == 0
+    atoms = folder / "ref.atoms.npz"
+    assert f"atom frames {atoms}" in capsys.readouterr().out
+    ds = load_reference(out)
+    assert ds.attrs["atom_frames"] == "ref.atoms.npz"
+    store = AtomFrameStore(atoms)
+    assert len(store) == len(gammas) and store[0].positions.shape == (N_SIDE**2, 2)
+    again = reference_from_atom_frames(atoms, folder / "log.lammps", grid=8, length=2.0, units="metal")
+    for name in ("energy", "strain_xy_eng", "d2min", "stress_xy_gpa", "gamma"):
+        np.testing.assert_allclose(again[name].values, ds[name].values, rtol=0, atol=1e-12)
+    assert not list(folder.glob("*.part"))  # the temporary file was renamed
+
+
+def test_keep_atoms_leaves_no_file_when_the_build_fails(banded_run, tmp_path):
+    folder, _ = banded_run
+    with pytest.raises(ConfigError):  # c so small that grid points see no atom
+        build_reference(folder / "dump.shear", folder / "log.lammps", grid=12, length=0.01, keep_atoms=tmp_path / "a.npz")
+    assert list(tmp_path.glob("a.npz*")) == []
+
+
 def test_cli_errors_are_one_line(banded_run, capsys, tmp_path):
     folder, _ = banded_run
     code = main(["coarse-grain", str(folder / "dump.shear"), "--out", str(tmp_path / "r.nc"), "--quiet"])

@@ -15,6 +15,9 @@ Falk & Langer 1998), d2min and stress_xy_gpa (frame; -pxy from the log, converte
 --units pressure unit). The first dump frame must be the unsheared reference. Lengths (--length,
 --cutoff, --neighbour-cutoff) are in the dump's length unit (A for metal units, sigma for lj).
 The result drops in wherever the bundled CuZr data is used: gego calibrate --reference OUT.
+With --keep-atoms the per-atom frames are also written (OUT_STEM.atoms.npz next to OUT), so that
+`gego calibrate` can take the coarse-graining length c as a parameter ([parameters] c = [lo, hi],
+in the reference's length unit: A, or sigma x --lj-sigma-angstrom for a mapped LJ run).
 """
 
 
@@ -36,6 +39,8 @@ def add_parser(subparsers, name: str, help_text: str) -> argparse.ArgumentParser
     p.add_argument("--pxy-column", default="Pxy", help="thermo column of pxy (default Pxy; col6 for a headerless table)")
     p.add_argument("--step-column", default="Step", help="thermo column of the timestep (default Step; col0 for a headerless table)")
     p.add_argument("--dims", type=int, choices=(2, 3), default=None, help="local-strain fit in 2-D or 3-D (default: detected)")
+    p.add_argument("--keep-atoms", action="store_true",
+                   help="also write the per-atom frames to OUT_STEM.atoms.npz (needed to calibrate c)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     return p
@@ -46,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.suffix not in (".nc", ".nc4", ".netcdf"):
         raise ConfigError(f"--out {args.out}: expected a NetCDF file name ending in .nc")
+    keep = args.out.with_name(f"{args.out.stem}.atoms.npz") if args.keep_atoms else None
     ds = build_reference(
         args.dump,
         args.log,
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         dims=args.dims,
         position_kind=args.positions,
         progress=not args.quiet,
+        keep_atoms=keep,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(args.out)
@@ -69,5 +76,6 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {args.out}: {ds.sizes['frame']} frames, grid {ds.attrs['grid']}, "
         f"gamma {float(ds.gamma[0]):.4g}..{float(ds.gamma[-1]):.4g}, "
         f"stress {float(ds.stress_xy_gpa.min()):.4g}..{float(ds.stress_xy_gpa.max()):.4g} {ds.stress_xy_gpa.attrs['units']}"
+        + (f"; atom frames {keep}" if keep is not None else "")
     )
     return 0

@@ -8,7 +8,10 @@ Pipeline (paper Sec 3.1 and 5.1.4):
    the current positions as an :class:`AtomFrame`.
 2. :func:`coarse_grain_frames` applies C (Eq 36-37, :mod:`gego.md.coarse_grain`) to each frame
    on the N x N grid. It is separate so that the coarse-graining length c can be a calibration
-   parameter: keep the atom frames (:func:`save_atom_frames`) and call it again for another c.
+   parameter: ``build_reference(..., keep_atoms="ref.atoms.npz")`` keeps the atom frames (written
+   frame by frame as they stream past, read back one frame at a time by :class:`AtomFrameStore`)
+   and names the file in the dataset's ``atom_frames`` attribute; :mod:`gego.md.recoarse`
+   re-applies C at another c, and :func:`reference_from_atom_frames` rebuilds a whole dataset.
 3. :func:`build_reference` adds the global strain ``gamma`` (tilt / ly relative to frame 0,
    corrected for LAMMPS box flips) and the shear stress from the log (``-pxy`` converted to GPa,
    see :func:`gego.md.lammps.shear_stress_gpa`).
@@ -22,6 +25,9 @@ full stress curve ``stress_curve_xy_gpa`` (step) with ``stress_curve_gamma``.
 
 from __future__ import annotations
 
+import os
+import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +43,10 @@ from gego.md.local_strain import local_strain, neighbour_pairs
 
 __all__ = [
     "AtomFrame",
+    "AtomFrameStore",
+    "AtomFrameWriter",
     "atom_frames",
+    "reference_from_atom_frames",
     "coarse_grain_frames",
     "build_reference",
     "stress_at_timesteps",
@@ -237,6 +246,7 @@ def build_reference(
     dims: int | None = None,
     position_kind: str | None = None,
     progress: bool = False,
+    keep_atoms: str | Path | None = None,
 ) -> xr.Dataset:
     """Coarse-grain a LAMMPS shear run into a reference dataset (layout of :mod:`gego.datasets`).
 
@@ -259,17 +269,79 @@ def build_reference(
     dims : 2 or 3 for the local-strain fit (detected when None)
     position_kind : coordinate columns to use (x, xs, xu, xsu; chosen by itself when None)
     progress : show a tqdm progress bar over frames
+    keep_atoms : also write the per-atom frames (positions, energy, local strain, D2min) to this
+        ``.npz`` while they stream past, so that C can be re-applied at another c without
+        re-reading the dump (the calibration does this when c is a parameter). The dataset's
+        ``atom_frames`` attribute holds the file's *name*: keep it next to the NetCDF file.
     """
+    _check_reference_options(log_path, grid, units, lj_epsilon_ev, lj_sigma_angstrom)
+    frames: Iterable[AtomFrame] = atom_frames(dump_path, energy_column, neighbour_cutoff, dims, position_kind)
+    if keep_atoms is None:
+        return _reference_from_frames(frames, str(dump_path), log_path, grid, length, cutoff, units, pxy_column,
+                                      step_column, lj_epsilon_ev, lj_sigma_angstrom, progress)
+    keep_atoms = Path(keep_atoms)
+    with AtomFrameWriter(keep_atoms) as writer:
+        ds = _reference_from_frames(writer.passing(frames), str(dump_path), log_path, grid, length, cutoff, units,
+                                    pxy_column, step_column, lj_epsilon_ev, lj_sigma_angstrom, progress)
+    ds.attrs["atom_frames"] = keep_atoms.name
+    return ds
+
+
+def reference_from_atom_frames(
+    atoms_path: str | Path,
+    log_path: str | Path | None,
+    grid: int = 32,
+    length: float = 50.0,
+    cutoff: float | None = None,
+    units: str = "metal",
+    pxy_column: str = "Pxy",
+    step_column: str = "Step",
+    lj_epsilon_ev: float | None = None,
+    lj_sigma_angstrom: float | None = None,
+    progress: bool = False,
+) -> xr.Dataset:
+    """:func:`build_reference` from kept atom frames (``keep_atoms``) instead of the dump: the same
+    dataset for another grid or coarse-graining length, without the local-strain fit.
+
+    ``length`` and ``cutoff`` are in the atom frames' length unit (the dump's). The dataset's
+    ``atom_frames`` attribute names ``atoms_path``.
+    """
+    _check_reference_options(log_path, grid, units, lj_epsilon_ev, lj_sigma_angstrom)
+    store = AtomFrameStore(atoms_path)
+    ds = _reference_from_frames(iter(store), str(atoms_path), log_path, grid, length, cutoff, units, pxy_column,
+                                step_column, lj_epsilon_ev, lj_sigma_angstrom, progress)
+    ds.attrs["atom_frames"] = Path(atoms_path).name
+    return ds
+
+
+def _check_reference_options(log_path, grid, units, lj_epsilon_ev, lj_sigma_angstrom) -> None:
     if log_path is None:
         raise ConfigError("a LAMMPS log (--log) with Step and Pxy is needed for the stress 'stress_xy_gpa'")
     if int(grid) < 1:
         raise ConfigError(f"--grid must be a positive integer, got {grid}")
-    lj_mapped = units == "lj" and lj_epsilon_ev is not None and lj_sigma_angstrom is not None
     if units == "lj" and (lj_epsilon_ev is None) != (lj_sigma_angstrom is None):
         raise ConfigError("give both --lj-epsilon-ev and --lj-sigma-angstrom (or neither)")
-    if lj_mapped and not (lj_epsilon_ev > 0 and lj_sigma_angstrom > 0):
+    if units == "lj" and lj_epsilon_ev is not None and not (lj_epsilon_ev > 0 and lj_sigma_angstrom > 0):
         raise ConfigError("--lj-epsilon-ev and --lj-sigma-angstrom must be positive")
-    frames: Iterable[AtomFrame] = atom_frames(dump_path, energy_column, neighbour_cutoff, dims, position_kind)
+
+
+def _reference_from_frames(
+    frames: Iterable[AtomFrame],
+    source: str,
+    log_path,
+    grid: int,
+    length: float,
+    cutoff: float | None,
+    units: str,
+    pxy_column: str,
+    step_column: str,
+    lj_epsilon_ev: float | None,
+    lj_sigma_angstrom: float | None,
+    progress: bool,
+) -> xr.Dataset:
+    """The dataset of :func:`build_reference` from a stream of atom frames (options checked)."""
+    dump_path = source
+    lj_mapped = units == "lj" and lj_epsilon_ev is not None and lj_sigma_angstrom is not None
     if progress:
         from tqdm import tqdm
 
@@ -331,6 +403,9 @@ def build_reference(
             "grid": f"{ny} x {nx}",
             "coarse_graining_length_c": float(length) * length_scale,
             "coarse_graining_cutoff": float(DEFAULT_CUTOFF_FACTOR * length if cutoff is None else cutoff) * length_scale,
+            # atom frames -> dataset units (gego.md.recoarse re-applies C with these)
+            "atom_length_scale": float(length_scale),
+            "atom_energy_scale": float(energy_scale),
         },
     )
     if length_unit == "A":  # the calibration reads the cell size from these (gego.workflows.problem)
@@ -343,38 +418,141 @@ def build_reference(
     return ds
 
 
+ATOM_FRAMES_FORMAT = "gego-atom-frames-1"
+_FRAME_FIELDS = ("positions", "energy", "strain_xy_eng", "d2min")
+
+
+class AtomFrameWriter:
+    """Write :class:`AtomFrame` s to a ``.npz`` one frame at a time (nothing is held in memory).
+
+    Each frame is its own set of zip members (``f<k>_positions`` ...), so that
+    :class:`AtomFrameStore` can read any frame alone. The file appears (atomically renamed from a
+    temporary file in the same folder) only when the writer closes without an error.
+
+    Examples
+    --------
+    >>> with AtomFrameWriter(path) as writer:          # doctest: +SKIP
+    ...     for frame in atom_frames("dump.shear"):
+    ...         writer.write(frame)
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.suffix != ".npz":
+            raise ConfigError(f"{self.path}: atom frames are written as a .npz file")
+        self._meta: dict[str, list] = {"timestep": [], "box": [], "dims": []}
+        self._zip: zipfile.ZipFile | None = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> "AtomFrameWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".part")
+        os.close(fd)
+        self._zip = zipfile.ZipFile(self._tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
+        return self
+
+    def _put(self, name: str, array: np.ndarray) -> None:
+        with self._zip.open(f"{name}.npy", "w", force_zip64=True) as fh:
+            np.lib.format.write_array(fh, np.asarray(array), allow_pickle=False)
+
+    def write(self, frame: AtomFrame) -> None:
+        k = len(self._meta["timestep"])
+        for name in _FRAME_FIELDS:
+            self._put(f"f{k}_{name}", getattr(frame, name))
+        self._meta["timestep"].append(frame.timestep)
+        self._meta["box"].append([*frame.box.origin, *frame.box.lengths, *frame.box.tilt])
+        self._meta["dims"].append(frame.dims)
+
+    def passing(self, frames: Iterable[AtomFrame]) -> Iterator[AtomFrame]:
+        """Yield `frames` unchanged, writing each as it passes."""
+        for frame in frames:
+            self.write(frame)
+            yield frame
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._put("format", np.array(ATOM_FRAMES_FORMAT))
+                self._put("timestep", np.array(self._meta["timestep"], dtype=np.int64))
+                self._put("box", np.array(self._meta["box"], dtype=float).reshape(-1, 9))
+                self._put("dims", np.array(self._meta["dims"], dtype=np.int64))
+            self._zip.close()
+            if exc_type is None:
+                if not self._meta["timestep"]:
+                    raise DataFormatError(f"{self.path}: no atom frames to write")
+                os.replace(self._tmp, self.path)
+        finally:
+            if self._tmp is not None and os.path.exists(self._tmp):
+                os.remove(self._tmp)
+
+
+class AtomFrameStore:
+    """Read access to an atom-frames file of :class:`AtomFrameWriter`: ``len``, ``store[k]``,
+    iteration; frames are read (decompressed) one at a time.
+
+    Pickles as its path (the open file is not carried), so calibration problems holding one
+    travel to worker processes.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._data = None
+        data = self._open()
+        if "format" not in data.files or str(data["format"]) != ATOM_FRAMES_FORMAT:
+            raise DataFormatError(f"{self.path}: not a gego atom-frames file (no '{ATOM_FRAMES_FORMAT}' header)")
+        self.timesteps = data["timestep"]
+        self.boxes = [Box(tuple(b[0:3]), tuple(b[3:6]), tuple(b[6:9])) for b in data["box"]]
+        self._dims = data["dims"]
+
+    def _open(self):
+        if self._data is None:
+            if not self.path.is_file():
+                raise DataFormatError(f"{self.path}: atom-frames file not found")
+            try:
+                self._data = np.load(self.path, allow_pickle=False)
+            except (OSError, ValueError, zipfile.BadZipFile) as exc:
+                raise DataFormatError(f"{self.path}: not an atom-frames .npz file ({type(exc).__name__})") from None
+        return self._data
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, k: int) -> AtomFrame:
+        n = len(self)
+        if not -n <= k < n:
+            raise IndexError(f"{self.path}: frame {k} out of range ({n} frames)")
+        k %= n
+        data = self._open()
+        try:
+            arrays = {name: data[f"f{k}_{name}"] for name in _FRAME_FIELDS}
+        except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+            raise DataFormatError(f"{self.path}: frame {k} unreadable ({type(exc).__name__})") from None
+        return AtomFrame(timestep=int(self.timesteps[k]), box=self.boxes[k], dims=int(self._dims[k]), **arrays)
+
+    def __iter__(self) -> Iterator[AtomFrame]:
+        return (self[k] for k in range(len(self)))
+
+    def close(self) -> None:
+        if self._data is not None:
+            self._data.close()
+            self._data = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_data": None}
+
+
 def save_atom_frames(path: str | Path, frames: Iterable[AtomFrame]) -> None:
     """Write atom frames to a compressed ``.npz`` (to re-run C for other lengths c)."""
-    frames = list(frames)
-    boxes = np.array([[*f.box.origin, *f.box.lengths, *f.box.tilt] for f in frames])
-    np.savez_compressed(
-        path,
-        timestep=np.array([f.timestep for f in frames]),
-        box=boxes,
-        positions=np.stack([f.positions for f in frames]),
-        energy=np.stack([f.energy for f in frames]),
-        strain_xy_eng=np.stack([f.strain_xy_eng for f in frames]),
-        d2min=np.stack([f.d2min for f in frames]),
-        dims=np.array([f.dims for f in frames]),
-    )
+    with AtomFrameWriter(path) as writer:
+        for frame in frames:
+            writer.write(frame)
 
 
 def load_atom_frames(path: str | Path) -> list[AtomFrame]:
-    """Read atom frames written by :func:`save_atom_frames`."""
+    """Read every atom frame written by :func:`save_atom_frames` (see :class:`AtomFrameStore`
+    for one frame at a time)."""
+    store = AtomFrameStore(path)
     try:
-        data = np.load(path)
-    except (OSError, ValueError) as exc:
-        raise DataFormatError(f"{path}: not an atom-frames .npz file ({type(exc).__name__})") from None
-    with data:
-        return [
-            AtomFrame(
-                timestep=int(data["timestep"][k]),
-                box=Box(tuple(b[0:3]), tuple(b[3:6]), tuple(b[6:9])),
-                positions=data["positions"][k],
-                energy=data["energy"][k],
-                strain_xy_eng=data["strain_xy_eng"][k],
-                d2min=data["d2min"][k],
-                dims=int(data["dims"][k]),
-            )
-            for k, b in enumerate(data["box"])
-        ]
+        return list(store)
+    finally:
+        store.close()

@@ -101,22 +101,17 @@ PARAMETERS: dict[str, ParameterInfo] = {
         ParameterInfo("mu", "mu_gpa", "GPa", "shear modulus mu (Table 1)"),
         ParameterInfo("K", "bulk_gpa", "GPa", "bulk modulus K (Table 1)"),
         ParameterInfo("tau0", "tau0_s", "ps", "molecular vibration time tau_0 of Eq 32", 1e-12),
+        # not an STZ parameter (empty field): the reference is re-coarse-grained at c (needs a
+        # reference with atom frames, `gego coarse-grain --keep-atoms`); in the reference's length unit
+        ParameterInfo("c", "", "A", "coarse-graining length c of Eq 37 (reference length unit)"),
     )
-}
-
-# The coarse-graining length c (Eq 37) cannot be calibrated from the bundled data: it needs the
-# atom positions and energies of the MD run to re-coarse-grain, and gego.md offers no hook that
-# maps (dump, c) to a reference inside the loop. Named here so the error says so.
-UNSUPPORTED_PARAMETERS = {
-    "c": "the coarse-graining length c (Eq 37) needs the atomistic dump to re-coarse-grain; "
-    "coarse-grain once with `gego coarse-grain` at each c and calibrate against each reference",
 }
 
 # Keys of each table and the type they take; "parameters", "fixed", "target" and "solver" hold
 # parameter names / solver settings and are checked separately.
 _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "": {"study": (str,)},
-    "reference": {"path": (str,)},
+    "reference": {"path": (str,), "c_fields": (list,)},
     "objective": {"snapshots": (list,), "strain_weight": (int, float), "stress_weight": (int, float),
                   "rtol": (int, float)},
     "optimizer": {"budget": (int,), "n_init": (int, str), "batch_size": (int,), "seed": (int,),
@@ -168,6 +163,9 @@ class WorkflowConfig:
     dask_address : scheduler address of a Dask cluster ("" = local processes).
     study : study file ("" = none given).
     source : where the configuration came from (for messages).
+    c_fields : the reference fields re-coarse-grained at each point's c when c (Eq 37) is
+        calibrated or fixed (``reference.c_fields``): both by default; ``["energy"]`` keeps the
+        compared strain field at the reference's own c and varies only the model's input.
     """
 
     workflow: str
@@ -193,6 +191,7 @@ class WorkflowConfig:
     dask_address: str
     study: str
     source: str
+    c_fields: tuple[str, ...] = ("energy", "strain_xy_eng")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -231,6 +230,9 @@ class WorkflowConfig:
                           "kernel": self.kernel, "log_floor": self.log_floor,
                           "output_clip": self.output_clip},
             "execution": {"workers": self.workers, "dask_address": self.dask_address},
+            # only when c is used, so that studies without c keep their stored identity
+            **({"reference": {"path": self.reference, "c_fields": list(self.c_fields)}}
+               if "c" in self.names or "c" in self.fixed else {}),
         }
 
     def identity(self) -> dict:
@@ -341,8 +343,6 @@ def parse_param_values(items, source: str = "--param") -> dict[str, float]:
 
 
 def _check_parameter_name(name: str, where: str) -> None:
-    if name in UNSUPPORTED_PARAMETERS:
-        raise ConfigError(f"{where}: parameter '{name}' cannot be calibrated here: {UNSUPPORTED_PARAMETERS[name]}")
     if name not in PARAMETERS:
         raise ConfigError(f"{where}: unknown parameter '{name}' (known: {', '.join(PARAMETERS)})")
 
@@ -504,6 +504,7 @@ def _build(data: dict, workflow: str, source: str) -> WorkflowConfig:
         if not lower < upper:
             raise ConfigError(f"{key}: lower bound {lower:g} must be below upper bound {upper:g} ({PARAMETERS[name].unit})")
         parameters.append(Bound(name, lower, upper))
+    _check_reference_parameters(data, parameters, workflow, where)
     if not parameters:
         raise ConfigError(f"{where}: [parameters] is empty; calibrate at least one parameter, e.g. c0 = [0.05, 1.0]")
 
@@ -580,6 +581,10 @@ def _build(data: dict, workflow: str, source: str) -> WorkflowConfig:
                        f"{where}: reference.path", "'cuzr' or a file path")
     if reference != BUNDLED_REFERENCE and not Path(reference).is_file():
         raise ConfigError(f"{where}: reference.path: file not found: {reference}")
+    c_fields = data.get("reference", {}).get("c_fields", list(C_FIELDS))
+    if not (isinstance(c_fields, list) and c_fields and set(c_fields) <= set(C_FIELDS)
+            and len(set(c_fields)) == len(c_fields)):
+        raise ConfigError(f"{where}: reference.c_fields: expected a non-empty list from {list(C_FIELDS)}, got {c_fields!r}")
     return WorkflowConfig(
         workflow=workflow,
         reference=reference,
@@ -604,7 +609,30 @@ def _build(data: dict, workflow: str, source: str) -> WorkflowConfig:
         dask_address=_typed(execution.get("dask_address", ""), (str,), f"{where}: execution.dask_address", "a string"),
         study=_typed(data.get("study", ""), (str,), f"{where}: study", "a file path"),
         source=source,
+        c_fields=tuple(c_fields),
     )
+
+
+#: Reference fields that depend on the coarse-graining length c (Eq 36-37).
+C_FIELDS = ("energy", "strain_xy_eng")
+
+
+def _check_reference_parameters(data: dict, parameters: list[Bound], workflow: str, where: str) -> None:
+    """c (Eq 37) must be a positive length, and only `gego calibrate` re-coarse-grains its reference."""
+    for bound in parameters:
+        if bound.name == "c" and bound.lower <= 0:
+            raise ConfigError(f"{where}: parameters.c: the coarse-graining length must be positive, got lower bound {bound.lower:g}")
+    fixed_c = data.get("fixed", {}).get("c")
+    if fixed_c is not None and not (isinstance(fixed_c, (int, float)) and not isinstance(fixed_c, bool) and fixed_c > 0):
+        raise ConfigError(f"{where}: fixed.c: expected a positive coarse-graining length, got {fixed_c!r}")
+    wants_c = "c" in data.get("parameters", {}) or fixed_c is not None
+    if workflow == "validate" and wants_c:
+        raise ConfigError(f"{where}: parameter 'c' (coarse-graining length) is only used by `gego calibrate` "
+                          "against a reference with atom frames; the validation's synthetic reference has none")
+    if wants_c and data.get("reference", {}).get("path", BUNDLED_REFERENCE) == BUNDLED_REFERENCE:
+        # a reference file is checked for atom frames when the problem is built (workflows.problem)
+        raise ConfigError(f"{where}: parameter 'c': the bundled CuZr reference is pre-binned (no atom frames), so the "
+                          "coarse-graining length cannot be varied; use a reference from `gego coarse-grain DUMP --keep-atoms`")
 
 
 def auto_n_init(dim: int, budget: int) -> int:
@@ -632,6 +660,8 @@ def stz_params_from_values(values: Mapping[str, Any], base=None):
     for name, value in values.items():
         _check_parameter_name(name, "parameter")
         info = PARAMETERS[name]
+        if not info.field:  # a reference parameter (c): not the model's
+            continue
         if name == "chi_inf" and (value is None or value == "derived"):
             changes[info.field] = None
         else:

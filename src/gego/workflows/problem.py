@@ -101,6 +101,10 @@ class CalibrationProblem:
     energy_initial_ev, energy_final_ev : (ny, nx) energy fields, eV/atom (Eq 38, chi_inf).
     settings : :class:`gego.stz.SolverSettings`.
     objective : :class:`gego.objective.Objective` comparing a run with the reference.
+    coarse_graining : None, or a :class:`ReferenceAtLength` when the coarse-graining length c
+        (Eq 37) is calibrated or fixed: then the energy fields and the objective are those of the
+        reference re-coarse-grained at each point's c (the fields above are at the lowest c, for
+        the feasible E0 bound).
     log_floor : if > 0, the value handed to the optimiser is ``log10(Delta + log_floor)`` of the
         Eq 41 objective Delta (stored as the component :data:`DELTA_KEY`). The objective spans
         orders of magnitude (a narrow basin next to plateaus where nothing yields and spikes of
@@ -115,6 +119,7 @@ class CalibrationProblem:
     settings: Any
     objective: Any = field(repr=False)
     log_floor: float = 0.0
+    coarse_graining: Any = None
 
     def values(self, x) -> dict[str, Any]:
         """All parameter values by paper name: ``x`` (by :attr:`names`) over the fixed ones."""
@@ -129,10 +134,11 @@ class CalibrationProblem:
 
     def simulate(self, x):
         """Run the solver at ``x``; returns the :class:`gego.stz.STZResult`."""
-        return self._simulate_batch([self.params(x)])[0]
+        return self._simulate_batch([self.params(x)], self._inputs(self.values(x)))[0]
 
-    def score(self, result) -> dict:
-        """The loop record of a solver result: ``{"objective", "components"}``.
+    def score(self, result, objective=None) -> dict:
+        """The loop record of a solver result: ``{"objective", "components"}`` (against
+        `objective`, default :attr:`objective`).
 
         Raises
         ------
@@ -142,7 +148,7 @@ class CalibrationProblem:
         if not result.ok:
             raise EvaluationFailed(f"STZ run failed: {result.reason}")
         try:
-            value = self.objective.evaluate(result)
+            value = (self.objective if objective is None else objective).evaluate(result)
         except GegoError as exc:
             raise EvaluationFailed(f"objective: {exc}") from None
         components = {k: float(v) for k, v in value.components.items()}
@@ -157,12 +163,21 @@ class CalibrationProblem:
         A point the model cannot run raises :class:`EvaluationFailed`, which the loop records
         as a failed evaluation with the reason.
         """
-        params = self.params(x)
+        values = self.values(x)
+        params = stz_params_from_values(values)
         try:
-            result = self._simulate_batch([params])[0]
+            inputs = self._inputs(values)
+            result = self._simulate_batch([params], inputs)[0]
         except ConfigError as exc:
             raise EvaluationFailed(str(exc)) from None
-        return self.score(result)
+        return self.score(result, inputs[2])
+
+    def _inputs(self, values: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, Any]:
+        """(initial energy, final energy, objective) of a point: the fixed ones, or those of the
+        reference re-coarse-grained at the point's c (Eq 36-37)."""
+        if self.coarse_graining is None:
+            return self.energy_initial_ev, self.energy_final_ev, self.objective
+        return self.coarse_graining.inputs(float(values["c"]))
 
     def batch(self, X) -> list[dict]:
         """Objective at each row of ``X`` (shape (m, d)) through one batched solver call.
@@ -173,28 +188,39 @@ class CalibrationProblem:
         from gego.stz.solver import prepare_chi
 
         X = np.atleast_2d(np.asarray(X, dtype=float))
-        params = [self.params(x) for x in X]
+        values = [self.values(x) for x in X]
+        params = [stz_params_from_values(v) for v in values]
         records: list[dict] = [_FAILED] * len(params)
-        runnable = []
-        for i, p in enumerate(params):
-            try:  # the solver validates the whole batch at once: screen each point first
-                prepare_chi(p, self.energy_initial_ev, self.energy_final_ev, self.settings)
+        # members share the energy fields of one solver call: group the points by c (one group
+        # when c is not a parameter)
+        groups: dict[float, list[int]] = {}
+        for i, v in enumerate(values):
+            groups.setdefault(float(v.get("c", math.nan)) if self.coarse_graining is not None else 0.0, []).append(i)
+        for c, members in groups.items():
+            try:
+                inputs = self._inputs(values[members[0]])
             except ConfigError:
                 continue
-            runnable.append(i)
-        if runnable:
-            for i, result in zip(runnable, self._simulate_batch([params[i] for i in runnable])):
-                try:
-                    records[i] = self.score(result)
-                except EvaluationFailed:
-                    pass
+            runnable = []
+            for i in members:
+                try:  # the solver validates the whole batch at once: screen each point first
+                    prepare_chi(params[i], inputs[0], inputs[1], self.settings)
+                except ConfigError:
+                    continue
+                runnable.append(i)
+            if runnable:
+                for i, result in zip(runnable, self._simulate_batch([params[i] for i in runnable], inputs)):
+                    try:
+                        records[i] = self.score(result, inputs[2])
+                    except EvaluationFailed:
+                        pass
         return records
 
-    def _simulate_batch(self, params):
+    def _simulate_batch(self, params, inputs=None):
         from gego.stz import simulate_batch
 
-        return simulate_batch(params, self.energy_initial_ev, energy_final_ev=self.energy_final_ev,
-                              settings=self.settings)
+        energy_initial, energy_final = (self.energy_initial_ev, self.energy_final_ev) if inputs is None else inputs[:2]
+        return simulate_batch(params, energy_initial, energy_final_ev=energy_final, settings=self.settings)
 
 
 #: Component holding the Eq 41 objective when the optimiser sees its logarithm.
@@ -322,8 +348,10 @@ def build_problem(config: WorkflowConfig, reference: xr.Dataset, energy_source: 
     settings : solver settings (default: :func:`solver_settings` of the energy source).
     """
     energy_source = reference if energy_source is None else energy_source
-    energy_initial, energy_final = energy_frames(energy_source, config.reference)
     settings = settings if settings is not None else solver_settings(config, energy_source)
+    if "c" in config.names or "c" in config.fixed:
+        return _problem_with_length_c(config, reference, energy_source, settings)
+    energy_initial, energy_final = energy_frames(energy_source, config.reference)
     return CalibrationProblem(
         names=config.names,
         fixed=dict(config.fixed),
@@ -332,4 +360,76 @@ def build_problem(config: WorkflowConfig, reference: xr.Dataset, energy_source: 
         settings=settings,
         objective=build_objective(config, reference_on_grid(reference, settings.n_y, settings.nx)),
         log_floor=config.log_floor,
+    )
+
+
+# --------------------------------------------------------------------------------- c (Eq 37)
+@dataclass(frozen=True)
+class ReferenceAtLength:
+    """The reference as a function of the coarse-graining length c (Eq 36-37).
+
+    Holds plain data (the reference without its c-dependent fields' history, the
+    :class:`gego.md.recoarse.ReCoarseGraining` of its atom frames, the configuration), so it
+    pickles to worker processes; the per-c inputs are cached in the process (and the
+    coarse-grained fields on disk by ``ReCoarseGraining``), never pickled.
+    """
+
+    config: WorkflowConfig = field(repr=False)
+    reference: xr.Dataset = field(repr=False)
+    recoarse: Any
+    n_y: int
+    n_x: int
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def reference_at(self, c: float) -> xr.Dataset:
+        """The reference dataset coarse-grained at length c (reference length unit)."""
+        return self.recoarse.reference_at(self.reference, c, self.config.c_fields)
+
+    def inputs(self, c: float) -> tuple[np.ndarray, np.ndarray, Any]:
+        """(initial energy, final energy, objective) at c; ConfigError if C cannot be applied."""
+        key = float(c).hex()
+        if key not in self._cache:
+            ref = self.reference_at(c)
+            energy_initial, energy_final = energy_frames(ref, self.config.reference)
+            objective = build_objective(self.config, reference_on_grid(ref, self.n_y, self.n_x))
+            if len(self._cache) >= 64:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = (energy_initial, energy_final, objective)
+        return self._cache[key]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cache": {}}
+
+
+def _problem_with_length_c(config: WorkflowConfig, reference: xr.Dataset, energy_source: xr.Dataset,
+                           settings) -> CalibrationProblem:
+    """The problem when c is calibrated or fixed: the reference is re-coarse-grained per point."""
+    from gego.md.recoarse import ReCoarseGraining
+
+    if energy_source is not reference:
+        raise ConfigError(f"{config.source}: parameter 'c' needs the energy and strain fields from one atomistic reference")
+    where = config.reference if config.reference_path is None else str(config.reference_path)
+    try:
+        recoarse = ReCoarseGraining.of_reference(reference, config.reference_path, config.snapshots)
+    except ConfigError as exc:
+        raise ConfigError(f"{config.source}: parameter 'c': {exc}") from None
+    at_length = ReferenceAtLength(config=config, reference=reference, recoarse=recoarse, n_y=settings.n_y,
+                                  n_x=settings.nx)
+    if "c" in config.fixed:
+        c_first, what = float(config.fixed["c"]), "fixed.c"
+    else:
+        c_first, what = config.bounds[config.names.index("c")][0], "parameters.c lower bound"
+    try:  # the lowest c: its energy field has the lowest minimum, which bounds E0 (feasible_bounds)
+        energy_initial, energy_final, objective = at_length.inputs(c_first)
+    except (ConfigError, GegoError) as exc:
+        raise ConfigError(f"{config.source}: {what} = {c_first:g}: {where} cannot be coarse-grained there ({exc})") from None
+    return CalibrationProblem(
+        names=config.names,
+        fixed={k: v for k, v in config.fixed.items()},
+        energy_initial_ev=energy_initial,
+        energy_final_ev=energy_final,
+        settings=settings,
+        objective=objective,
+        log_floor=config.log_floor,
+        coarse_graining=at_length,
     )

@@ -200,6 +200,23 @@ def test_log_transform_is_monotone_and_keeps_the_objective(validation_setup):
     assert np.argsort([p["objective"] for p in plain]).tolist() == np.argsort([t["objective"] for t in transformed]).tolist()
 
 
+def test_power_transform_squares_the_objective_and_keeps_it(validation_setup):
+    import dataclasses
+
+    from gego.workflows.problem import DELTA_KEY, delta_of
+
+    config, _, _, problem = validation_setup
+    squared = dataclasses.replace(problem, objective_power=2.0)
+    points = target_vector(config) * np.array([[1.0, 1.0, 1.0, 1.0], [1.1, 1.0, 1.0, 1.0], [1.3, 0.9, 1.0, 1.0]])
+    plain = [problem(x) for x in points]
+    transformed = squared.batch(points)
+    assert transformed[0]["objective"] == pytest.approx(0.0, abs=1e-24)
+    for p, t in zip(plain, transformed):
+        assert t["components"][DELTA_KEY] == pytest.approx(p["objective"], rel=1e-12)
+        assert t["objective"] == pytest.approx(p["objective"] ** 2, rel=1e-12)
+        assert delta_of(t["objective"], t["components"]) == pytest.approx(p["objective"], rel=1e-12)
+
+
 @pytest.mark.slow
 def test_application_beats_the_papers_optimum(tmp_path):
     """The README run (bundled CuZr data, paper's grid, 120 runs): the objective at gego's

@@ -101,6 +101,19 @@ def test_identity_leaves_out_what_may_change_on_resume():
     assert a.identity() != load_config(overrides=["optimizer.batch_size=4"]).identity()
 
 
+def test_surrogate_options_enter_the_identity_only_when_set():
+    """objective_power and trust_region change the proposals, so they are part of a study's
+    identity; at their defaults they are left out, so studies made before they existed resume."""
+    plain = load_config()
+    assert "objective_power" not in plain.to_dict()["optimizer"]
+    assert "trust_region" not in plain.to_dict()["optimizer"]
+    squared = load_config(overrides=["optimizer.objective_power=2", "optimizer.trust_region=true"])
+    assert squared.objective_power == 2.0 and squared.trust_region is True
+    assert squared.identity() != plain.identity()
+    again = type(squared).from_dict(squared.to_dict(), names=squared.names)
+    assert again.identity() == squared.identity()
+
+
 @settings(max_examples=25, deadline=None)
 @given(lo=st.floats(0.01, 0.5), width=st.floats(0.01, 0.5), budget=st.integers(20, 400), seed=st.integers(0, 99))
 def test_to_dict_from_dict_round_trip(lo, width, budget, seed):
@@ -159,6 +172,9 @@ BAD_CONFIGS = [
     ('[reference]\npath = "no/such/file.nc"\n', "reference.path: file not found"),
     ("[optimizer\nbudget = 5\n", "not valid TOML"),
     ("[optimizer]\nlog_floor = -1\n", "optimizer.log_floor"),
+    ("[optimizer]\nobjective_power = 0\n", "optimizer.objective_power: expected a power in (0, 4]"),
+    ("[optimizer]\nobjective_power = 2\nlog_floor = 0.001\n", "set one of them"),
+    ("[optimizer]\ntrust_region = 1\n", "optimizer.trust_region: expected true or false"),
 ]
 
 

@@ -226,6 +226,7 @@ def run_seed(problem: CalibrationProblem, config: WorkflowConfig, seed: int, pat
                 batch_size=config.batch_size, study=path, executor=executor, vectorized=vectorized,
                 design=config.design, kernel=config.kernel, config=config.identity(),
                 output_clip=config.output_clip or None,
+                trust_region=config.trust_region,
             )
     finally:
         executor.shutdown()

@@ -116,7 +116,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
                   "rtol": (int, float)},
     "optimizer": {"budget": (int,), "n_init": (int, str), "batch_size": (int,), "seed": (int,),
                   "repeats": (int,), "design": (str,), "kernel": (str,), "log_floor": (int, float),
-                  "output_clip": (int, float)},
+                  "output_clip": (int, float), "objective_power": (int, float), "trust_region": (bool,)},
     "execution": {"workers": (int,), "dask_address": (str,)},
 }
 _PARAMETER_TABLES = ("parameters", "fixed", "target")
@@ -159,6 +159,12 @@ class WorkflowConfig:
     log_floor : > 0: the surrogate models log10(objective + log_floor); 0: the objective itself.
     output_clip : quantile of the initial design's objectives at which the GP's training outputs
         are clipped (0 = no clipping; see :func:`gego.optimize.loop.clip_level`).
+    objective_power : p; the surrogate models Delta**p of the Eq 41 objective Delta (1 = Delta
+        itself). Eq 39-41 are means of distances and absolute differences, so near an exact match
+        Delta rises linearly in every direction (a cone), which a smooth stationary GP resolves
+        badly; Delta**2 is locally quadratic. Monotone: the best point is unchanged.
+    trust_region : local EI steps in a trust region around the incumbent when EI stalls
+        (:func:`gego.optimize.minimize`'s ``trust_region``).
     workers : parallel processes (over the batch, or over seeds when repeats > 1).
     dask_address : scheduler address of a Dask cluster ("" = local processes).
     study : study file ("" = none given).
@@ -192,6 +198,8 @@ class WorkflowConfig:
     study: str
     source: str
     c_fields: tuple[str, ...] = ("energy", "strain_xy_eng")
+    objective_power: float = 1.0
+    trust_region: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -228,7 +236,10 @@ class WorkflowConfig:
             "optimizer": {"budget": self.budget, "n_init": self.n_init, "batch_size": self.batch_size,
                           "seed": self.seed, "repeats": self.repeats, "design": self.design,
                           "kernel": self.kernel, "log_floor": self.log_floor,
-                          "output_clip": self.output_clip},
+                          "output_clip": self.output_clip,
+                          # only when set, so that studies made before these options keep their identity
+                          **({"objective_power": self.objective_power} if self.objective_power != 1.0 else {}),
+                          **({"trust_region": True} if self.trust_region else {})},
             "execution": {"workers": self.workers, "dask_address": self.dask_address},
             # only when c is used, so that studies without c keep their stored identity
             **({"reference": {"path": self.reference, "c_fields": list(self.c_fields)}}
@@ -576,6 +587,17 @@ def _build(data: dict, workflow: str, source: str) -> WorkflowConfig:
     if not 0.0 <= output_clip <= 1.0:
         raise ConfigError(f"{where}: optimizer.output_clip: expected 0 (off) or a quantile in (0, 1], got {output_clip:g}")
 
+    objective_power = _number(opt.get("objective_power", 1.0), f"{where}: optimizer.objective_power")
+    if not 0.0 < objective_power <= 4.0:
+        raise ConfigError(f"{where}: optimizer.objective_power: expected a power in (0, 4] (1 = the objective itself), "
+                          f"got {objective_power:g}")
+    if objective_power != 1.0 and log_floor > 0:
+        raise ConfigError(f"{where}: optimizer.objective_power and optimizer.log_floor are two transforms of the "
+                          "objective: set one of them")
+    trust_region = opt.get("trust_region", False)
+    if not isinstance(trust_region, bool):
+        raise ConfigError(f"{where}: optimizer.trust_region: expected true or false, got {trust_region!r}")
+
     execution = data.get("execution", {})
     reference = _typed(data.get("reference", {}).get("path", BUNDLED_REFERENCE), (str,),
                        f"{where}: reference.path", "'cuzr' or a file path")
@@ -610,6 +632,8 @@ def _build(data: dict, workflow: str, source: str) -> WorkflowConfig:
         study=_typed(data.get("study", ""), (str,), f"{where}: study", "a file path"),
         source=source,
         c_fields=tuple(c_fields),
+        objective_power=objective_power,
+        trust_region=trust_region,
     )
 
 

@@ -523,7 +523,9 @@ def make_report(paths, out: str | Path, *, quiet: bool = False, simulate: bool =
         bounds = runs[0].data.bounds
         try:
             floor = config.log_floor if config else 0.0
-            inverse = (lambda v: 10.0 ** np.asarray(v) - floor) if floor > 0 else None
+            power = config.objective_power if config else 1.0
+            inverse = ((lambda v: 10.0 ** np.asarray(v) - floor) if floor > 0
+                       else (lambda v: np.maximum(np.asarray(v), 0.0) ** (1.0 / power)) if power != 1.0 else None)
             ident = identifiability(x_all, y_all, bounds, names, kernel=config.kernel if config else "matern52",
                                     seed=seed, inverse=inverse)
         except GegoError as exc:

@@ -1,24 +1,31 @@
 """Benchmarks of the STZ solver (gego.stz); prints one JSON document to stdout.
 
-    python benchmarks/bench_stz.py [--quick]
+    python benchmarks/bench_stz.py [--quick] [--sections single,batch,...] [--baseline FILE.py]
 
 Figures (medians of several repeats; the machine is shared, so compare ratios within one run):
-* ``single_run_s``: one 32 x 32, 100-frame run at the default settings per parameter set
-  (presets and the valid corners of the paper's Table 2 bounds).
-* ``batch``: runs/s for a batch of parameter sets on 1 and 2 threads.
+* ``single_run``: one 32 x 32, 100-frame run at the default settings per parameter set (the
+  presets, the valid corners of the paper's Table 2 bounds and the same corners with E0 at the
+  largest valid value), median CPU and wall time.
+* ``batch``: runs/s for a batch of 64 parameter sets (Table 2 bounds) on 1 and 2 threads.
 * ``cost_split``: the compiled step split into its stages (plastic update, diffusion,
   advection + Truesdell + transforms, corner forces, complex FFT pair, spectral solve, finishing)
   on a mid-run state (gamma = 0.3), plus the whole compiled step.
-* ``scaling_n``: time per step versus grid size N (32 ... 256); ``scaling_batch``: per member.
+* ``scaling_n``: time per step versus grid size N (32 ... 256) in the elastic and the plastic
+  phase; ``scaling_batch``: per member versus batch size.
 * ``convergence``: band peak 2E_xy, row-mean peak and peak stress versus steps per frame, with a
   first-order Richardson estimate of the refined limit and each count's relative deviation.
 * ``grid_refinement``: 32 versus 64 cells (stress curve and band position).
+
+``--baseline FILE.py``: a module file defining ``simulate`` and ``simulate_batch`` (e.g. a copy
+of an older solver kept outside the repository); the single-run and batch sections then time it
+interleaved with the current code in the same process and report the speed-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import itertools
 import json
 import os
@@ -30,7 +37,8 @@ import numpy as np
 
 from gego.datasets import load_cuzr
 from gego.errors import ConfigError
-from gego.stz import PAPER_OPTIMUM, VALIDATION_TARGET, SolverSettings, simulate, simulate_batch
+from gego.stz import (PAPER_OPTIMUM, REFERENCE_CODE, TABLE1, VALIDATION_TARGET, SolverSettings, simulate,
+                      simulate_batch)
 from gego.stz import fast, operators, physics
 from gego.stz.solver import _compiled_symbols, _Material, _run_compiled_steps, _State, prepare_chi
 
@@ -48,45 +56,122 @@ def _median_time(fn, repeats):
     return statistics.median(t for t, _ in times), times
 
 
-def table2_corners():
+TABLE2_BOUNDS = {"c0": (0.05, 1.0), "s_y_gpa": (0.8, 1.15), "beta_per_ev": (2.0, 15.0), "e0_ev": (-3.39, -3.355)}
+
+
+def table2_corners(e0_values=TABLE2_BOUNDS["e0_ev"]):
     """Corners of the Table 2 bounds (c0, s_y, beta, E0) around the validation target."""
     out = []
-    for c0, s_y, beta, e0 in itertools.product((0.05, 1.0), (0.8, 1.15), (2.0, 15.0), (-3.39, -3.355)):
+    for c0, s_y, beta, e0 in itertools.product(TABLE2_BOUNDS["c0"], TABLE2_BOUNDS["s_y_gpa"],
+                                               TABLE2_BOUNDS["beta_per_ev"], e0_values):
         out.append(dataclasses.replace(VALIDATION_TARGET, c0=c0, s_y_gpa=s_y, beta_per_ev=beta, e0_ev=e0))
     return out
 
 
-def bench_single(energy, repeats, quick):
+def _load_baseline(path):
+    """The module at ``path`` (must define simulate and simulate_batch), or None."""
+    if not path:
+        return None
+    spec = importlib.util.spec_from_file_location("stz_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["stz_baseline"] = module  # dataclasses look their module up here
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # for its own sibling imports
+    spec.loader.exec_module(module)
+    return module
+
+
+def _single_cases(energy, quick):
     cases = {"validation_target": VALIDATION_TARGET, "paper_optimum": PAPER_OPTIMUM}
-    if not quick:
-        for k, p in enumerate(table2_corners()):
-            cases[f"table2_corner_{k}(c0={p.c0},s_y={p.s_y_gpa},beta={p.beta_per_ev},E0={p.e0_ev})"] = p
-    simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(n_frames=1))  # JIT
+    if quick:
+        return cases
+    cases.update({"table1": TABLE1, "reference_code": REFERENCE_CODE})
+    # E0 above min(E_initial) makes chi = beta (E - E0) non-positive: the upper E0 corners are
+    # invalid for the CuZr field, so the same corners are also run at the largest valid E0
+    e0_edge = round(float(np.min(energy[0])) - 1e-3, 4)
+    for k, p in enumerate(table2_corners() + table2_corners((e0_edge,))):
+        cases[f"table2_corner_{k}(c0={p.c0},s_y={p.s_y_gpa},beta={p.beta_per_ev},E0={p.e0_ev})"] = p
+    return cases
+
+
+def bench_single(energy, repeats, quick, baseline=None):
+    """Median CPU and wall time of one default run per parameter set (and of the baseline, interleaved)."""
+    cases = _single_cases(energy, quick)
+    impls = {"current": simulate}
+    if baseline is not None:
+        impls["baseline"] = baseline.simulate
+    for fn in impls.values():  # JIT compile / load caches
+        fn(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(n_frames=1))
     out = {}
     for name, p in cases.items():
         try:
-            med, times = _median_time(lambda: simulate(p, energy[0], energy_final_ev=energy[-1]), repeats)
-            res = simulate(p, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(n_frames=2))
-            out[name] = {"median_wall_s": med, "median_cpu_s": statistics.median(c for _, c in times),
-                         "all_wall_cpu_s": times, "status": res.status}
+            times = {k: [] for k in impls}
+            status = {}
+            for _ in range(repeats):
+                for k, fn in impls.items():
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    res = fn(p, energy[0], energy_final_ev=energy[-1])
+                    times[k].append((time.perf_counter() - t0, time.process_time() - c0))
+                    status[k] = res.status
+            row = {}
+            for k, tv in times.items():
+                row[k] = {"median_cpu_s": statistics.median(c for _, c in tv),
+                          "median_wall_s": statistics.median(t for t, _ in tv), "status": status[k]}
+            if baseline is not None:
+                row["speedup_cpu"] = row["baseline"]["median_cpu_s"] / row["current"]["median_cpu_s"]
+            out[name] = row
         except ConfigError as exc:
             out[name] = {"skipped": str(exc)}
-    return out
+    ran = [v["current"]["median_cpu_s"] for v in out.values() if "current" in v]
+    summary = {"max_median_cpu_s": max(ran), "median_of_medians_cpu_s": statistics.median(ran),
+               "cases_run": len(ran), "cases_skipped": len(out) - len(ran),
+               "target_cpu_s": 0.3, "all_within_target": max(ran) <= 0.3}
+    if baseline is not None:
+        ratios = [v["speedup_cpu"] for v in out.values() if "speedup_cpu" in v]
+        summary["speedup_cpu_min"], summary["speedup_cpu_median"] = min(ratios), statistics.median(ratios)
+        base = [v["baseline"]["median_cpu_s"] for v in out.values() if "baseline" in v]
+        summary["baseline_max_median_cpu_s"] = max(base)
+    return {"cases": out, "summary": summary}
 
 
-def bench_batch(energy, size, repeats, thread_counts=(1, 2)):
-    rng = np.random.default_rng(7)
-    batch = [dataclasses.replace(VALIDATION_TARGET, c0=float(rng.uniform(0.05, 1.0)), s_y_gpa=float(rng.uniform(0.8, 1.15)),
-                                 beta_per_ev=float(rng.uniform(6, 10)), e0_ev=float(rng.uniform(-3.39, -3.365)))
-             for _ in range(size)]
-    out = {"size": size}
+def table2_batch(size, seed=7):
+    """``size`` parameter sets uniform in the Table 2 bounds (E0 capped so that chi0 > 0 on CuZr)."""
+    rng = np.random.default_rng(seed)
+    return [dataclasses.replace(VALIDATION_TARGET, c0=float(rng.uniform(0.05, 1.0)),
+                                s_y_gpa=float(rng.uniform(0.8, 1.15)), beta_per_ev=float(rng.uniform(2.0, 15.0)),
+                                e0_ev=float(rng.uniform(-3.39, -3.362)))
+            for _ in range(size)]
+
+
+def bench_batch(energy, size, repeats, thread_counts=(1, 2), baseline=None):
+    """runs/s of one batch call of ``size`` members on 1 and 2 threads (baseline interleaved if given)."""
+    batch = table2_batch(size)
+    impls = {"current": simulate_batch}
+    if baseline is not None:
+        impls["baseline"] = baseline.simulate_batch
+    out = {"size": size, "load_average_start": os.getloadavg()}
     for threads in thread_counts:
         settings = SolverSettings(threads=threads)
-        med, times = _median_time(lambda: simulate_batch(batch, energy[0], energy_final_ev=energy[-1],
-                                                         settings=settings), repeats)
-        cpu = statistics.median(c for _, c in times)
-        out[f"threads_{threads}"] = {"median_wall_s": med, "runs_per_s_wall": size / med,
-                                     "cpu_s": cpu, "cpu_s_per_run": cpu / size, "all_wall_cpu_s": times}
+        times = {k: [] for k in impls}
+        for _ in range(repeats):
+            for k, fn in impls.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                res = fn(batch, energy[0], energy_final_ev=energy[-1], settings=settings)
+                times[k].append((time.perf_counter() - t0, time.process_time() - c0))
+                failed = sum(not r.ok for r in res)
+        row = {}
+        for k, tv in times.items():
+            wall = statistics.median(t for t, _ in tv)
+            cpu = statistics.median(c for _, c in tv)
+            row[k] = {"median_wall_s": wall, "runs_per_s_wall": size / wall, "cpu_s": cpu,
+                      "cpu_s_per_run": cpu / size, "cpu_over_wall": cpu / wall}
+        row["failed_members"] = failed
+        if baseline is not None:
+            row["speedup_wall"] = row["baseline"]["median_wall_s"] / row["current"]["median_wall_s"]
+            row["speedup_cpu"] = row["baseline"]["cpu_s"] / row["current"]["cpu_s"]
+        out[f"threads_{threads}"] = row
+    out["load_average_end"] = os.getloadavg()
+    out["note"] = ("runs_per_s_wall depends on what else runs on the machine (see load_average); "
+                   "cpu_s_per_run is the steadier figure: 2 free cores give about 2 / cpu_s_per_run runs/s")
     return out
 
 
@@ -112,17 +197,19 @@ def _run_compiled(state, gamma, dt, mat, settings, h, n_steps):
 def _compiled_fft_cost(n, loops):
     """CPU time of the production box projection's FFTs: one complex fft2 + one ifft2 (rocket-fft)."""
     from numba import njit
+    from rocket_fft import c2c
 
     @njit
-    def ffts(z, loops):
+    def ffts(z, zhat, w, axes, loops):
         for _ in range(loops):
-            z = np.fft.ifft2(np.fft.fft2(z))
-        return z
+            c2c(z, zhat, axes, True, 1.0, 1)
+            c2c(zhat, w, axes, False, 1.0 / z.size, 1)
 
     z = np.random.default_rng(0).normal(size=(n, n)) + 0j
-    ffts(z, 1)
+    args = (z, np.empty_like(z), np.empty_like(z), np.array([0, 1]))
+    ffts(*args, 1)
     c0 = time.process_time()
-    ffts(z, loops)
+    ffts(*args, loops)
     return 1e6 * (time.process_time() - c0) / loops
 
 
@@ -179,24 +266,36 @@ def bench_cost_split(energy, repeats, loops, n=32):
                     " includes the empty-kernel overhead), the whole step inside run_steps"}
 
 
-def bench_scaling(energy, sizes, batches, repeats, steps):
-    """CPU time per compiled step versus grid size (one member) and batch size (N = 32)."""
+def bench_scaling(energy, sizes, plastic_sizes, batches, repeats, steps):
+    """CPU time per compiled step versus grid size (one member) and batch size (N = 32).
+
+    Elastic phase: state at gamma = 0.01 (before yield, no plastic sub-steps); plastic phase:
+    state at gamma = 0.3 (band formed). Batch members are copies of the validation target.
+    """
     out_n = {}
     for n in sizes:
-        args = _mid_run_state(energy, n, 0.01)
-        _run_compiled(*args, 1)
-        _, times = _median_time(lambda: _run_compiled(*args, steps), repeats)
-        cpu = statistics.median(c for _, c in times)
-        out_n[str(n)] = {"cpu_us_per_step": 1e6 * cpu / steps, "ns_per_cell_step": 1e9 * cpu / steps / n / n}
+        row = {}
+        for phase, gamma_stop in (("elastic", 0.01), ("plastic", 0.3)):
+            if phase == "plastic" and n not in plastic_sizes:
+                continue
+            args = _mid_run_state(energy, n, gamma_stop)
+            _run_compiled(*args, 1)
+            _, times = _median_time(lambda: _run_compiled(*args, steps), repeats)
+            cpu = statistics.median(c for _, c in times)
+            row[phase] = {"cpu_us_per_step": 1e6 * cpu / steps, "ns_per_cell_step": 1e9 * cpu / steps / n / n}
+        out_n[str(n)] = row
     out_b = {}
     for b in batches:
-        args = _mid_run_state(energy, 32, 0.01, batch=b)
-        _run_compiled(*args, 1)
-        _, times = _median_time(lambda: _run_compiled(*args, steps), repeats)
-        cpu = statistics.median(c for _, c in times)
-        out_b[str(b)] = {"cpu_us_per_step": 1e6 * cpu / steps, "cpu_us_per_member_step": 1e6 * cpu / steps / b}
-    note = ("states at gamma = 0.01 (elastic, before yield: no plastic sub-steps); the plastic phase costs"
-            " about 1.8x more per step at N = 32, see cost_split")
+        row = {}
+        for phase, gamma_stop in (("elastic", 0.01), ("plastic", 0.3)):
+            args = _mid_run_state(energy, 32, gamma_stop, batch=b)
+            _run_compiled(*args, 1)
+            _, times = _median_time(lambda: _run_compiled(*args, steps), repeats)
+            cpu = statistics.median(c for _, c in times)
+            row[phase] = {"cpu_us_per_step": 1e6 * cpu / steps, "cpu_us_per_member_step": 1e6 * cpu / steps / b}
+        out_b[str(b)] = row
+    note = ("one thread; elastic = gamma 0.01 (no yielding cells), plastic = gamma 0.3 (band formed);"
+            " members of a batch run one after the other in the compiled loop")
     return {**out_n, "note": note}, {**out_b, "note": note}
 
 
@@ -241,27 +340,46 @@ def bench_grid(energy):
     return out
 
 
+SECTIONS = ("single", "batch", "cost_split", "scaling", "convergence", "grid")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and cases (about a minute)")
+    ap.add_argument("--sections", default=",".join(SECTIONS),
+                    help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    ap.add_argument("--baseline", default=None,
+                    help="module file with simulate/simulate_batch to time against (single and batch sections)")
+    ap.add_argument("--batch-size", type=int, default=None, help="batch size (default 64; 8 with --quick)")
     args = ap.parse_args(argv)
+    sections = [x for x in args.sections.split(",") if x]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        ap.error(f"unknown --sections {unknown}; choose from {SECTIONS}")
+    baseline = _load_baseline(args.baseline)
     energy = load_cuzr()["energy"].values
     repeats = 3
     report = {"numba": fast.AVAILABLE, "cpu_count": os.cpu_count(),
-              "load_average": os.getloadavg(), "quick": args.quick,
-              "targets": {"single_run_s": 0.3, "batch64_runs_per_s_2_cores": 10.0}}
-    report["single_run_s"] = bench_single(energy, repeats, args.quick)
-    report["batch"] = bench_batch(energy, 8 if args.quick else 64, 1, (2,) if not args.quick else (1, 2))
-    if not args.quick:
-        report["batch_16_one_thread"] = bench_batch(energy, 16, 1, (1,))
-    report["cost_split"] = bench_cost_split(energy, repeats, 50 if args.quick else 200)
-    sizes = (32, 64, 128) if args.quick else (32, 64, 128, 256)
-    report["scaling_n"], report["scaling_batch"] = bench_scaling(energy, sizes, (1, 8, 64), repeats, 20)
-    steps = (15, 30, 60, 120) if args.quick else (15, 30, 60, 120, 240)
-    presets = {"validation_target": VALIDATION_TARGET} if args.quick else {
-        "validation_target": VALIDATION_TARGET, "paper_optimum": PAPER_OPTIMUM}
-    report["convergence"] = bench_convergence(energy, steps, presets)
-    if not args.quick:
+              "load_average": os.getloadavg(), "quick": args.quick, "baseline": args.baseline,
+              "targets": {"single_run_cpu_s": 0.3, "batch64_runs_per_s_2_cores": 10.0}}
+    if "single" in sections:
+        report["single_run"] = bench_single(energy, repeats, args.quick, baseline)
+    if "batch" in sections:
+        size = args.batch_size or (8 if args.quick else 64)
+        report["batch"] = bench_batch(energy, size, 1 if args.quick else 2, (1, 2), baseline)
+    if "cost_split" in sections:
+        report["cost_split"] = bench_cost_split(energy, repeats, 50 if args.quick else 200)
+    if "scaling" in sections:
+        sizes = (32, 64, 128) if args.quick else (32, 64, 128, 256)
+        plastic_sizes = (32, 64) if args.quick else (32, 64, 128, 256)
+        report["scaling_n"], report["scaling_batch"] = bench_scaling(energy, sizes, plastic_sizes, (1, 8, 64),
+                                                                     repeats, 20)
+    if "convergence" in sections:
+        steps = (15, 30, 60, 120) if args.quick else (15, 30, 60, 120, 240)
+        presets = {"validation_target": VALIDATION_TARGET} if args.quick else {
+            "validation_target": VALIDATION_TARGET, "paper_optimum": PAPER_OPTIMUM}
+        report["convergence"] = bench_convergence(energy, steps, presets)
+    if "grid" in sections and not args.quick:
         report["grid_refinement"] = bench_grid(energy)
     report["load_average_end"] = os.getloadavg()
     json.dump(report, sys.stdout, indent=1)

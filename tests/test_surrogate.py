@@ -188,6 +188,64 @@ def test_fit_is_deterministic_and_respects_noise_floor(rng):
     assert a.hyperparameters["noise_var"] >= 1e-4
 
 
+def test_warm_start_finds_the_cold_optimum_with_fewer_likelihood_evaluations(rng, monkeypatch):
+    """A refit after a few new points, started from the previous optimum, reaches the same
+    likelihood maximum as the cold multistart (to optimiser tolerance) in far fewer evaluations;
+    a warm start in other output units is rescaled (same length scales, same optimum)."""
+    import gego.surrogate.gp as gp_module
+
+    calls = []
+    real = gp_module.log_marginal_likelihood_standardised
+    monkeypatch.setattr(gp_module, "log_marginal_likelihood_standardised",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    X, y = toy_data(rng, n=33, d=3)
+    before = GaussianProcess(seed=1).fit(X[:30], y[:30])
+    calls.clear()
+    cold = GaussianProcess(seed=2).fit(X, y)
+    n_cold, calls[:] = len(calls), []
+    warm = GaussianProcess(seed=2).fit(X, y, warm_start=before.hyperparameters)
+    n_warm, calls[:] = len(calls), []
+    assert warm.log_marginal_likelihood() >= cold.log_marginal_likelihood() - 1e-5 * abs(cold.log_marginal_likelihood())
+    assert n_warm * 3 <= n_cold
+    # Restarting at an optimum stays there.
+    again = GaussianProcess(seed=2).fit(X, y, warm_start=warm.hyperparameters)
+    np.testing.assert_allclose(again.theta, warm.theta, atol=1e-3)
+    # Variances are fractions of var(y): a start fitted when std(y) was twice today's keeps its
+    # absolute variances, i.e. four times the standardised ones.
+    hp = warm.hyperparameters
+    theta = GaussianProcess()._warm_theta({**hp, "y_std": 2 * hp["y_std"]}, 3, hp["y_std"])
+    np.testing.assert_allclose(np.exp(theta), [*hp["length_scales"], 4 * hp["signal_var"], 4 * hp["noise_var"]])
+    with pytest.raises(ConfigError, match="warm_start"):
+        GaussianProcess().fit(X, y, warm_start={"length_scales": [0.5, 0.5]})
+    with pytest.raises(ConfigError, match="warm_start: expected 3"):
+        GaussianProcess().fit(X, y, warm_start={**warm.hyperparameters, "length_scales": [0.5, 0.5]})
+
+
+def test_length_scale_prior_is_a_map_estimate_between_ml_and_the_prior(rng):
+    """With the prior, the fit is stationary for log-likelihood + log-prior (finite differences
+    of that sum vanish at the interior optimum), and with few points it pulls the length scales
+    from the ML values towards the prior's median."""
+    X, y = toy_data(rng, n=12, d=3)
+    ml = GaussianProcess(seed=0).fit(X, y)
+    gp = GaussianProcess(seed=0, length_scale_prior="dimension_scaled").fit(X, y)
+    mu, sigma = gp.log_length_scale_prior(3)
+    assert mu == pytest.approx(np.sqrt(2) + 0.5 * np.log(3)) and sigma == pytest.approx(np.sqrt(3))
+
+    def log_posterior(theta):
+        return gp.log_marginal_likelihood(theta) - 0.5 * np.sum(((theta[:3] - mu) / sigma) ** 2)
+
+    bounds = gp.theta_bounds(3)
+    theta = gp.theta
+    interior = (theta > bounds[:, 0] + 1e-4) & (theta < bounds[:, 1] - 1e-4)
+    grad = central_difference(log_posterior, theta, step=1e-5)
+    assert np.all(np.abs(grad[interior]) < 1e-2)
+    assert log_posterior(theta) >= log_posterior(ml.theta) - 1e-8
+    assert np.all(np.abs(theta[:3] - mu) <= np.abs(ml.theta[:3] - mu) + 1e-6)
+    assert gp.fit_report_["includes_log_prior"] and not ml.fit_report_["includes_log_prior"]
+    with pytest.raises(ConfigError, match="length_scale_prior"):
+        GaussianProcess(length_scale_prior="gamma")
+
+
 def test_gp_interpolates_and_reverts_to_prior(rng):
     """Analytic limits: near-noise-free data are reproduced with ~0 std at the training points;
     far from the data mean -> y_mean and std -> sqrt(signal_var) y_std (Eq 14-15)."""

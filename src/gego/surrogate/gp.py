@@ -213,8 +213,11 @@ def cholesky_with_jitter(K: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _cho_solve(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
-    z = solve_triangular(chol, b, lower=True, check_finite=False)
-    return solve_triangular(chol, z, lower=True, trans="T", check_finite=False)
+    """``(L L^T)^{-1} b`` by one LAPACK call (the GP's matrices are small: call overhead counts)."""
+    x, info = lapack.dpotrs(chol, b, lower=1)
+    if info != 0:
+        raise GegoError(f"GP solve failed (LAPACK dpotrs info={info})")
+    return x
 
 
 def factorise(X: np.ndarray, y: np.ndarray, hp: Hyperparameters) -> Factor:
@@ -432,6 +435,8 @@ class GaussianProcess:
     n_restarts : int
         Random restarts of L-BFGS-B besides the default start, drawn from `seed`. From 200
         fitting points on, the restarts stop early once two starts agree on the best optimum.
+    n_restarts_warm : int
+        Random restarts (at most n_restarts) besides the warm start when `fit` is given one.
     seed : int
         Seed of every random choice (restarts, fitting subset, local anchors).
     max_points_exact : int
@@ -441,11 +446,20 @@ class GaussianProcess:
     max_points_fit : int
         Hyperparameters are fitted on at most this many points (a seeded random subset beyond
         it), which bounds a refit at O(max_points_fit^3) whatever N.
+    noise_max : float
+        Upper bound on the noise variance, in units of var(y) (default 1). For a deterministic
+        objective a GP that explains a large part of var(y) as noise is a failed fit (with few
+        points in several dimensions, "all noise, length scales at the lower bound" can be the
+        likelihood's maximum); the EGO loop lowers it (gego.optimize.loop).
+    length_scale_prior : {None, "dimension_scaled"}
+        None: maximum likelihood. "dimension_scaled": maximum a posteriori with a weak
+        log-normal prior on each length scale (see log_length_scale_prior).
 
     Notes
     -----
     Deterministic: the same calls with the same inputs and seed give bit-identical results. The
-    fitted hyperparameters depend only on (X, y, seed), never on an earlier fit.
+    fitted hyperparameters depend only on (X, y, seed) and the `warm_start` passed to fit, never
+    on hidden state of an earlier fit.
     """
 
     def __init__(
@@ -454,24 +468,36 @@ class GaussianProcess:
         *,
         noise_floor: float = 1e-10,
         n_restarts: int = 4,
+        n_restarts_warm: int = 0,
         seed: int = 0,
         max_points_exact: int = 2000,
         local_neighbours: int = 256,
         max_points_fit: int = 500,
+        length_scale_prior: str | None = None,
+        noise_max: float = NOISE_VAR_MAX,
     ):
         self.kernel = check_kernel(kernel)
         if not (noise_floor > 0.0 and np.isfinite(noise_floor)):
             raise ConfigError(f"noise_floor: expected a positive number, got {noise_floor!r}")
         if int(n_restarts) < 0:
             raise ConfigError(f"n_restarts: expected an integer >= 0, got {n_restarts!r}")
+        if int(n_restarts_warm) < 0:
+            raise ConfigError(f"n_restarts_warm: expected an integer >= 0, got {n_restarts_warm!r}")
         if int(local_neighbours) < 2:
             raise ConfigError(f"local_neighbours: expected an integer >= 2, got {local_neighbours!r}")
         if int(max_points_exact) < 1:
             raise ConfigError(f"max_points_exact: expected a positive integer, got {max_points_exact!r}")
         if int(max_points_fit) < 2:
             raise ConfigError(f"max_points_fit: expected an integer >= 2, got {max_points_fit!r}")
+        if length_scale_prior not in (None, "dimension_scaled"):
+            raise ConfigError(f"length_scale_prior: expected None or 'dimension_scaled', got {length_scale_prior!r}")
+        self.length_scale_prior = length_scale_prior
+        if not (noise_max > 0.0 and np.isfinite(noise_max)):
+            raise ConfigError(f"noise_max: expected a positive number, got {noise_max!r}")
+        self.noise_max = float(noise_max)
         self.noise_floor = float(noise_floor)
         self.n_restarts = int(n_restarts)
+        self.n_restarts_warm = int(n_restarts_warm)
         self.seed = int(seed)
         self.max_points_exact = int(max_points_exact)
         self.local_neighbours = int(local_neighbours)
@@ -564,12 +590,13 @@ class GaussianProcess:
     # --- fitting ---------------------------------------------------------------------------
 
     @_single_threaded
-    def fit(self, X, y, *, optimize: bool = True) -> "GaussianProcess":
+    def fit(self, X, y, *, optimize: bool = True, warm_start: dict | None = None) -> "GaussianProcess":
         """Standardise y, fit hyperparameters by maximum likelihood and condition on (X, y).
 
         Maximises the log marginal likelihood (Eq 11) with analytic gradients by L-BFGS-B from a
         default start plus `n_restarts` seeded random starts, inside the bounds
-        LENGTH_SCALE_BOUNDS, SIGNAL_VAR_BOUNDS and [noise_floor, 1].
+        LENGTH_SCALE_BOUNDS, SIGNAL_VAR_BOUNDS and [noise_floor, 1]. With `warm_start` the
+        starts are that earlier optimum and `n_restarts_warm` seeded random starts instead.
 
         Parameters
         ----------
@@ -580,6 +607,11 @@ class GaussianProcess:
         optimize : bool
             False keeps the current hyperparameters and standardisation (as installed by
             set_hyperparameters or an earlier fit) and only conditions on the data.
+        warm_start : dict, optional
+            Hyperparameters of an earlier fit (the `hyperparameters` dict, e.g. from a study
+            store) of the same kind of data: the likelihood changes little when a few points are
+            added, so its optimum is the best start, and fewer random restarts are needed. Its
+            variances are re-expressed in the new standardisation of y before starting.
         """
         X = _as_inputs(X, "X")
         y = _as_outputs(y, "y", X.shape[0])
@@ -601,7 +633,8 @@ class GaussianProcess:
             y_std = 1.0  # constant outputs: nothing to scale
         ys = (y - y_mean) / y_std
         X_fit, y_fit = self._fitting_subset(X, ys)
-        theta, report = self._maximise_likelihood(X_fit, y_fit)
+        theta_warm = None if warm_start is None else self._warm_theta(warm_start, X.shape[1], y_std)
+        theta, report = self._maximise_likelihood(X_fit, y_fit, theta_warm)
         d = X.shape[1]
         self._hp = Hyperparameters(
             kernel=self.kernel,
@@ -624,21 +657,53 @@ class GaussianProcess:
         keep = np.sort(rng.choice(n, size=self.max_points_fit, replace=False))
         return X[keep], ys[keep]
 
+    def log_length_scale_prior(self, n_dim: int) -> tuple[float, float] | None:
+        """(mean, std) of the normal prior on each log length scale, or None (plain ML).
+
+        "dimension_scaled" is the weak prior of Hvarfner et al. (2024, "Vanilla Bayesian
+        optimization performs great in high dimensions"), log l ~ N(sqrt2 + log(d) / 2, sqrt3)
+        for inputs on the unit cube: with few points the likelihood is flat or multimodal in
+        the length scales, and the prior keeps them from collapsing (a GP that reverts to its
+        mean everywhere, so EI only explores) or from running off to the bound.
+        """
+        if self.length_scale_prior is None:
+            return None
+        return float(np.sqrt(2.0) + 0.5 * np.log(n_dim)), float(np.sqrt(3.0))
+
     def theta_bounds(self, n_dim: int) -> np.ndarray:
         """Bounds of theta for L-BFGS-B, shape (n_dim + 2, 2), log space."""
         bounds = [np.log(LENGTH_SCALE_BOUNDS)] * n_dim
         bounds.append(np.log(SIGNAL_VAR_BOUNDS))
-        bounds.append(np.log([self.noise_floor, max(NOISE_VAR_MAX, 10 * self.noise_floor)]))
+        bounds.append(np.log([self.noise_floor, max(self.noise_max, 10 * self.noise_floor)]))
         return np.array(bounds)
 
-    def _maximise_likelihood(self, X: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, dict]:
+    def _warm_theta(self, warm_start: dict, n_dim: int, y_std: float) -> np.ndarray:
+        """theta of an earlier fit, its variances rescaled from its y_std to the new one."""
+        try:
+            length_scales = np.asarray(warm_start["length_scales"], dtype=float).reshape(-1)
+            rescale = (float(warm_start["y_std"]) / y_std) ** 2
+            variances = [float(warm_start["signal_var"]) * rescale, float(warm_start["noise_var"]) * rescale]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"warm_start: expected a hyperparameters dict ({exc})") from None
+        theta = np.log(np.concatenate([length_scales, variances]))
+        if length_scales.size != n_dim or not np.all(np.isfinite(theta)):
+            raise ConfigError(f"warm_start: expected {n_dim} positive length scales and positive variances")
+        return theta
+
+    def _maximise_likelihood(self, X: np.ndarray, ys: np.ndarray,
+                             theta_warm: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
         n, d = X.shape
         bounds = self.theta_bounds(d)
         # Default start: length scale 0.5 of the unit cube, unit signal variance (standardised
-        # outputs), small noise; then seeded random starts over a plausible sub-box.
+        # outputs), small noise; then seeded random starts over a plausible sub-box. A warm
+        # start (the previous optimum) goes first and replaces most random starts.
         starts = [np.concatenate([np.full(d, np.log(0.5)), [0.0], [np.log(max(1e-4, self.noise_floor))]])]
+        n_random = self.n_restarts
+        if theta_warm is not None:
+            starts = [theta_warm]
+            n_random = min(self.n_restarts, self.n_restarts_warm)
         rng = np.random.default_rng([self.seed, n, 0])
-        for _ in range(self.n_restarts):
+        for _ in range(n_random):
             start = np.concatenate(
                 [
                     rng.uniform(np.log(0.05), np.log(2.0), size=d),
@@ -648,8 +713,15 @@ class GaussianProcess:
             )
             starts.append(start)
 
+        prior = self.log_length_scale_prior(d)
+
         def objective(theta):
             lml, grad = log_marginal_likelihood_standardised(theta, X, ys, self.kernel, True)
+            if prior is not None:  # MAP: add the log-normal prior of the length scales
+                offset = (theta[:d] - prior[0]) / prior[1] ** 2
+                lml = lml - 0.5 * float(np.sum(offset * (theta[:d] - prior[0])))
+                grad = grad.copy()
+                grad[:d] -= offset
             return -lml, -grad
 
         # With many points the likelihood is sharply peaked and one evaluation costs O(n^3):
@@ -679,7 +751,8 @@ class GaussianProcess:
                 "GP hyperparameter fit failed from every start: check for constant or duplicated "
                 "data, or raise noise_floor"
             )
-        return best_theta, {"log_marginal_likelihood": float(-best_value), "n_points": n, "n_starts_ok": n_ok,
+        return best_theta, {"log_marginal_likelihood": float(-best_value), "includes_log_prior": prior is not None,
+                            "n_points": n, "n_starts_ok": n_ok,
                             "n_starts_agreeing": n_agree}
 
     def _condition(self, X: np.ndarray, ys: np.ndarray) -> None:

@@ -309,3 +309,39 @@ def test_proposals_bit_identical_on_replay_in_both_modes():
         (first, local_a), (second, local_b) = replay(max_points_exact), replay(max_points_exact)
         assert local_a == local_b == (max_points_exact == 200)
         assert np.array_equal(first, second)
+
+
+def test_region_confines_the_search_and_finds_the_constrained_maximum(rng):
+    """EI of the fake posterior peaks at its centre; inside a box that excludes the centre the
+    maximum is the centre's projection onto the box."""
+    centre = np.array([0.31, 0.77, 0.58])
+    fake = FakeSurrogate(centre)
+    lower, upper = np.array([0.4, 0.5, 0.5]), np.array([0.6, 0.7, 0.65])
+    x = maximize_ei(fake, f_min=0.5, n_dim=3, rng=rng, n_candidates=256, n_polish=2, region=(lower, upper))
+    np.testing.assert_allclose(x, np.clip(centre, lower, upper), atol=1e-6)
+    # Without polishing every candidate (space-filling and local) is inside the box too.
+    x_mcs = maximize_ei(fake, f_min=0.5, n_dim=3, rng=rng, n_candidates=64, n_polish=0, region=(lower, upper))
+    assert np.all((x_mcs >= lower) & (x_mcs <= upper))
+
+
+def test_region_on_a_real_gp_stays_inside_and_beats_a_dense_grid_of_the_box(rng):
+    gp, y = fitted_gp(rng)
+    lower, upper = np.array([0.2, 0.1]), np.array([0.3, 0.25])
+    batch = propose_batch(gp, y.min(), 3, rng=np.random.default_rng(1), n_candidates=256, region=(lower, upper))
+    assert batch.shape == (3, 2) and np.all((batch >= lower) & (batch <= upper))
+    grid = np.stack(np.meshgrid(np.linspace(0.2, 0.3, 101), np.linspace(0.1, 0.25, 101)), -1).reshape(-1, 2)
+    best_grid = np.max(log_expected_improvement(*gp.predict(grid), y.min()))
+    found = log_expected_improvement(*gp.predict(batch[:1]), y.min())[0]
+    assert found >= best_grid - 1e-6 * abs(best_grid)
+
+
+@pytest.mark.parametrize(
+    "region, message",
+    [((np.zeros(2),), "pair"), ((np.zeros(3), np.ones(3)), "2 values"),
+     ((np.array([0.5, 0.0]), np.array([0.4, 1.0])), "lower < upper"),
+     ((np.array([-0.1, 0.0]), np.ones(2)), "0 <= lower")],
+)
+def test_bad_region_is_a_one_line_config_error(region, message, rng):
+    gp, y = fitted_gp(rng)
+    with pytest.raises(ConfigError, match=message):
+        maximize_ei(gp, y.min(), n_dim=2, rng=rng, region=region)

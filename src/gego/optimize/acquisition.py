@@ -118,11 +118,15 @@ def _log_h_and_ratios(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _standardised_improvement(mean, std, f_min):
-    mean, std, f_min = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (mean, std, f_min)))
-    std_safe = np.maximum(std, _STD_FLOOR)
-    improvement = f_min - mean
+    mean, std, f_min = (np.asarray(a, dtype=float) for a in (mean, std, f_min))
+    if mean.shape != std.shape or f_min.shape not in ((), mean.shape):
+        mean, std, f_min = np.broadcast_arrays(mean, std, f_min)
+    elif f_min.shape == ():
+        f_min = float(f_min)  # the polishing path: one scalar incumbent, no broadcast copies
+    std_safe = np.asarray(np.maximum(std, _STD_FLOOR))
+    improvement = np.asarray(f_min - mean)
     with np.errstate(over="ignore"):
-        z = np.clip(improvement / std_safe, -_Z_CLIP, _Z_CLIP)
+        z = np.asarray(np.clip(improvement / std_safe, -_Z_CLIP, _Z_CLIP))
     return z, std_safe, improvement
 
 
@@ -222,7 +226,7 @@ def candidate_set(n_candidates: int, n_dim: int, rng: np.random.Generator, desig
     raise ConfigError(f"design: expected one of {', '.join(DESIGNS)}, got {design!r}")
 
 
-def _local_candidates(gp, n_local: int, rng: np.random.Generator, n_best: int = 5) -> np.ndarray:
+def _local_candidates(gp, n_local: int, rng: np.random.Generator, n_best: int = 5, region=None) -> np.ndarray:
     """Gaussian perturbations of the best training points (scale 0.1 length scale, clipped).
 
     EI peaks near the incumbent are narrow once the GP is confident there; a uniform sample
@@ -231,10 +235,15 @@ def _local_candidates(gp, n_local: int, rng: np.random.Generator, n_best: int = 
     if n_local <= 0:
         return np.empty((0, gp.n_dim))
     X_train, y_train = gp.X_train, gp.y_train
+    if region is not None:
+        n_best = 1  # a trust region is centred on the incumbent: perturb it at the region's scale
     best = np.argsort(y_train, kind="stable")[: min(n_best, y_train.size)]
     centres = X_train[best[rng.integers(best.size, size=n_local)]]
     scale = np.clip(0.1 * np.asarray(gp.hyperparameters["length_scales"]), 1e-3, 0.1)
-    return np.clip(centres + rng.normal(size=centres.shape) * scale, 0.0, 1.0)
+    lower, upper = (0.0, 1.0) if region is None else region
+    if region is not None:
+        scale = np.minimum(scale, 0.25 * (upper - lower))
+    return np.clip(centres + rng.normal(size=centres.shape) * scale, lower, upper)
 
 
 def _acquisition_values(gp, X: np.ndarray, f_min: float, avoid, avoid_radius: float) -> np.ndarray:
@@ -277,13 +286,14 @@ def maximize_ei(
     n_dim: int,
     rng: np.random.Generator,
     n_candidates: int = 2048,
-    n_polish: int = 4,
+    n_polish: int = 2,
     avoid=None,
     avoid_radius: float = 0.05,
     design: str = "sobol",
     local_fraction: float = 0.125,
     polish_maxiter: int = 50,
     screen: bool = True,
+    region=None,
 ) -> np.ndarray:
     """The point of the unit cube maximising expected improvement (Eq 20).
 
@@ -319,6 +329,10 @@ def maximize_ei(
     screen : bool
         Rank the candidates by branch-and-bound on an upper bound of EI (exact GP with at least
         300 points): the same best candidates as brute force, far fewer O(N^2) std evaluations.
+    region : (lower, upper) pair of arrays of shape (d,), optional
+        Search only this sub-box of the unit cube (a trust region around the incumbent, see
+        gego.optimize.loop.trust_region_at); candidates, local perturbations and polishing all
+        stay inside it.
 
     Returns
     -------
@@ -337,18 +351,20 @@ def maximize_ei(
     if not np.isfinite(f_min):
         raise ConfigError(f"f_min: expected a finite number, got {f_min!r}")
     avoid = _check_avoid(avoid, n_dim)
+    region = _check_region(region, n_dim)
 
     with single_thread_blas():  # many small BLAS calls: threads only add contention
         return _maximize(gp, f_min, n_dim, rng, n_candidates, int(n_polish), avoid, float(avoid_radius),
-                         design, float(local_fraction), int(polish_maxiter), bool(screen))
+                         design, float(local_fraction), int(polish_maxiter), bool(screen), region)
 
 
 def _maximize(gp, f_min, n_dim, rng, n_candidates, n_polish, avoid, avoid_radius, design,
-              local_fraction, polish_maxiter, screen) -> np.ndarray:
+              local_fraction, polish_maxiter, screen, region=None) -> np.ndarray:
     n_local = int(round(local_fraction * n_candidates))
-    candidates = np.vstack(
-        [candidate_set(n_candidates - n_local, n_dim, rng, design), _local_candidates(gp, n_local, rng)]
-    )
+    space_filling = candidate_set(n_candidates - n_local, n_dim, rng, design)
+    if region is not None:
+        space_filling = region[0] + (region[1] - region[0]) * space_filling
+    candidates = np.vstack([space_filling, _local_candidates(gp, n_local, rng, region=region)])
     if screen and getattr(gp, "uses_local", True) is False and gp.n_train >= _SCREEN_FROM_N:
         values = _screened_acquisition_values(gp, candidates, f_min, avoid, avoid_radius, max(n_polish, 1))
     else:
@@ -360,7 +376,7 @@ def _maximize(gp, f_min, n_dim, rng, n_candidates, n_polish, avoid, avoid_radius
     starts = starts[np.isfinite(values[order[:n_polish]])]
     if starts.shape[0] == 0:
         return best_x
-    polished = _polish(gp, starts, f_min, avoid, avoid_radius, polish_maxiter)
+    polished = _polish(gp, starts, f_min, avoid, avoid_radius, polish_maxiter, region)
     # Re-score with the same function as the candidates, so the comparison is like for like.
     polished_values = _acquisition_values(gp, polished, f_min, avoid, avoid_radius)
     winner = int(np.argmax(polished_values))
@@ -369,7 +385,7 @@ def _maximize(gp, f_min, n_dim, rng, n_candidates, n_polish, avoid, avoid_radius
     return best_x
 
 
-def _polish(gp, starts: np.ndarray, f_min, avoid, avoid_radius, maxiter: int) -> np.ndarray:
+def _polish(gp, starts: np.ndarray, f_min, avoid, avoid_radius, maxiter: int, region=None) -> np.ndarray:
     """L-BFGS-B ascent of log EI from every start at once, in the unit cube.
 
     The p starts are optimised as one separable problem in p * d variables (the sum of their
@@ -398,9 +414,11 @@ def _polish(gp, starts: np.ndarray, f_min, avoid, avoid_radius, maxiter: int) ->
         grad = d_mean[:, None] * dmean + d_std[:, None] * dstd + dlog_pen
         return -float(np.sum(log_ei + log_pen)), -grad.ravel()
 
-    result = minimize(negative, starts.ravel(), jac=True, method="L-BFGS-B",
-                      bounds=[(0.0, 1.0)] * (p * d), options={"maxiter": maxiter})
-    return np.clip(result.x.reshape(p, d), 0.0, 1.0)
+    lower, upper = (np.zeros(d), np.ones(d)) if region is None else region
+    bounds = list(zip(np.tile(lower, p), np.tile(upper, p)))
+    result = minimize(negative, starts.ravel(), jac=True, method="L-BFGS-B", bounds=bounds,
+                      options={"maxiter": maxiter})
+    return np.clip(result.x.reshape(p, d), lower, upper)
 
 
 def propose_batch(
@@ -476,6 +494,20 @@ def _check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or int(value) != value or int(value) < 1:
         raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
     return int(value)
+
+
+def _check_region(region, n_dim: int):
+    if region is None:
+        return None
+    try:
+        lower, upper = (np.asarray(v, dtype=float).reshape(-1) for v in region)
+    except (TypeError, ValueError):
+        raise ConfigError("region: expected a (lower, upper) pair of arrays") from None
+    if lower.size != n_dim or upper.size != n_dim:
+        raise ConfigError(f"region: expected lower and upper of {n_dim} values each")
+    if not (np.all(lower >= 0.0) and np.all(upper <= 1.0) and np.all(lower < upper)):
+        raise ConfigError("region: expected 0 <= lower < upper <= 1 in every coordinate")
+    return lower, upper
 
 
 def _check_avoid(avoid, n_dim: int) -> np.ndarray | None:

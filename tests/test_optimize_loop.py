@@ -9,7 +9,7 @@ import gego.optimize.acquisition as acquisition
 from gego.errors import ConfigError
 from gego.optimize import Study, StudyError, best_after, load_study, minimize, minimize_repeats
 from gego.optimize.design import make_box, to_unit
-from gego.optimize.loop import EgoSettings, refit_schedule, surrogate_at
+from gego.optimize.loop import DEFAULT_SURROGATE_OPTIONS, EgoSettings, refit_schedule, surrogate_at
 from gego.optimize.study import EvaluationRecord
 
 # Cheap settings: these tests are about the loop, not the quality of the surrogate.
@@ -242,7 +242,7 @@ def test_replayed_surrogate_is_bit_identical_to_the_live_one(tmp_path):
     minimize(bowl, BOX, n_init=6, budget=12, seed=8, study=path, refit_every=3, **FAST)
     box = make_box(BOX)
     settings = EgoSettings(n_init=6, seed=8, refit_every=3, n_candidates=256,
-                           surrogate_options={"noise_floor": 1e-10, "n_restarts": 1},
+                           surrogate_options={**DEFAULT_SURROGATE_OPTIONS, "n_restarts": 1},
                            acquisition_options={"n_polish": 1})
     probe = np.random.default_rng(0).random((50, 2))
     with Study.open(path) as study:
@@ -302,3 +302,76 @@ def test_output_clipping_trains_on_clipped_values_and_resumes_exactly(tmp_path):
 def test_output_clip_must_be_a_quantile():
     with pytest.raises(ConfigError, match="output_clip"):
         minimize(bowl, BOX, n_init=4, budget=5, seed=0, output_clip=1.5)
+
+
+def _history(objectives_per_iteration):
+    rows, row_id = [], 0
+    for it, values in enumerate(objectives_per_iteration):
+        for v in values:
+            row_id += 1
+            status = "failed" if v is None else "complete"
+            rows.append(EvaluationRecord(row_id, it, np.zeros(2), v, status=status))
+    return rows
+
+
+def test_trust_region_state_follows_successes_and_failures():
+    from gego.optimize.loop import TR_INIT, TR_MAX, TR_MIN, trust_region_state
+
+    # design 1.0; it 1 improves (global), 2 fails (-> local), 3 improves (local: radius doubles),
+    # 4 fails (local: radius halves, back to global), 5 fails (-> local), 6 fails (-> global).
+    rows = _history([[1.0, 2.0], [0.5], [0.6], [0.4], [0.45], [None], [0.41]])
+    states = [trust_region_state(rows, t) for t in range(1, 8)]
+    assert states == [(False, TR_INIT), (False, TR_INIT), (True, TR_INIT), (True, min(2 * TR_INIT, TR_MAX)),
+                      (False, min(2 * TR_INIT, TR_MAX) / 2), (True, min(2 * TR_INIT, TR_MAX) / 2),
+                      (False, min(2 * TR_INIT, TR_MAX) / 4)]
+    # Only rows of earlier iterations count, so the state of iteration t is fixed once t starts.
+    assert trust_region_state(rows[:5], 4) == trust_region_state(rows, 4)
+    # A long stall alternates global and ever smaller local steps, restarting below TR_MIN.
+    stalled = _history([[1.0, 2.0]] + [[1.5]] * 60)
+    radii = [r for local, r in (trust_region_state(stalled, t) for t in range(1, 61)) if local]
+    assert all(TR_MIN <= r <= TR_MAX for r in radii) and radii[0] == TR_INIT
+    assert min(radii) < 2 * TR_MIN and radii.count(TR_INIT) >= 2
+
+
+def test_trust_region_steps_stay_in_their_box_and_resume_exactly(tmp_path):
+    from gego.optimize.loop import trust_region_at, trust_region_state
+
+    path = tmp_path / "tr.sqlite"
+    kw = dict(n_init=6, seed=5, refit_every=2, trust_region=True, **FAST)
+    first = minimize(branin, [(-5, 10), (0, 15)], budget=16, study=path, **kw)
+    extended = minimize(branin, [(-5, 10), (0, 15)], budget=34, study=path, **kw)
+    straight = minimize(branin, [(-5, 10), (0, 15)], budget=34, **kw)
+    assert first.nfev == 16
+    np.testing.assert_array_equal(params(extended), params(straight))
+    box = make_box([(-5, 10), (0, 15)])
+    settings = EgoSettings(n_init=6, seed=5, refit_every=2, trust_region=True, n_candidates=256,
+                           surrogate_options={**DEFAULT_SURROGATE_OPTIONS, "n_restarts": 1},
+                           acquisition_options={"n_polish": 1})
+    history = straight.history
+    n_local = 0
+    with Study.open(path) as study:
+        for t in range(1, straight.nit + 1):
+            if not trust_region_state(history, t)[0]:
+                continue
+            n_local += 1
+            gp = surrogate_at(t, history, box, settings, study, None).gp
+            lower, upper = trust_region_at(history, t, gp)
+            x_unit = to_unit(np.array([r.x for r in history if r.iteration == t]), box)
+            assert np.all((x_unit >= lower - 1e-12) & (x_unit <= upper + 1e-12))
+            centre = gp.X_train[np.argmin(gp.y_train)]
+            assert np.all((centre >= lower) & (centre <= upper))
+    assert n_local >= 3  # Branin from 6 points stalls often enough in 28 steps
+    assert straight.fun < 0.45
+
+
+def test_a_study_stored_before_an_option_existed_still_resumes(tmp_path):
+    path = tmp_path / "old.sqlite"
+    minimize(bowl, BOX, n_init=4, budget=5, seed=1, study=path, **FAST)
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:  # as written by a gego without the trust_region option
+        conn.execute("DELETE FROM meta WHERE key='trust_region'")
+    resumed = minimize(bowl, BOX, n_init=4, budget=7, seed=1, study=path, **FAST)
+    assert resumed.nfev == 7
+    with pytest.raises(StudyError, match="'trust_region' differs"):
+        minimize(bowl, BOX, n_init=4, budget=8, seed=1, study=path, trust_region=True, **FAST)

@@ -14,7 +14,15 @@ from gego.optimize.loop import (
     minimize_repeats,
 )
 from gego.optimize.stopping import StopRules
-from gego.optimize.study import EvaluationRecord, Study, StudyData, StudyError, load_study
+from gego.optimize.study import (
+    EvaluationRecord,
+    Study,
+    StudyData,
+    StudyError,
+    StudyLockedError,
+    WriterLock,
+    load_study,
+)
 
 __all__ = [
     "DaskExecutor",
@@ -27,7 +35,9 @@ __all__ = [
     "Study",
     "StudyData",
     "StudyError",
+    "StudyLockedError",
     "Trace",
+    "WriterLock",
     "best_after",
     "load_study",
     "minimize",

@@ -22,15 +22,24 @@ Tables
 
 The loop is the only writer (workers return results to it), so plain sqlite3 with WAL and
 ``synchronous=FULL`` is enough: a committed row survives a power cut, not only a process kill.
+That a study has one writer at a time is enforced by :class:`WriterLock` (a POSIX record lock on
+``<study>.lock``, held by :func:`gego.optimize.minimize` for the whole session): a second process
+resuming the same study fails at once with one line naming the owner, instead of proposing and
+running the same points twice. The kernel drops the lock when its owner dies (even by
+``kill -9``), so a crashed study can be resumed immediately; readers take no lock.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
 import json
 import math
 import os
+import socket
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +81,109 @@ CREATE TABLE IF NOT EXISTS surrogate_fits (
 
 class StudyError(GegoError):
     """A study file is missing, is not a gego study, or does not match the requested run."""
+
+
+class StudyLockedError(StudyError):
+    """Another process (or another session of this one) is writing the study."""
+
+
+# Lock files held by this process: POSIX record locks never conflict within one process (and
+# closing any descriptor of the file would drop them), so same-process writers are refused here.
+_HELD_LOCKS: dict[str, "WriterLock"] = {}
+_HELD_LOCKS_GUARD = threading.Lock()
+
+
+def lock_path_of(path) -> Path:
+    """The lock file of a study file: ``<study>.lock`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+class WriterLock:
+    """Exclusive writer lock of one study file (``fcntl.lockf`` on ``<study>.lock``).
+
+    Acquire with :meth:`acquire`; it never waits. The lock file holds the owner's
+    ``host:pid`` and start time for the error message of a refused writer. The lock is a POSIX
+    record lock: the kernel releases it when the owning process exits, however it exits, and
+    forked children (process-pool workers) do not inherit it, so a lock can only be stale if its
+    owner's host crashed while the study sits on a network file system; then delete the lock
+    file (only once that host is known to be down).
+    """
+
+    def __init__(self, study_path: Path, lock_file: Path, fd: int):
+        self.study_path, self.lock_file, self._fd = study_path, lock_file, fd
+
+    @classmethod
+    def acquire(cls, study_path) -> "WriterLock":
+        """Take the writer lock of `study_path` or raise StudyLockedError (one line)."""
+        study_path = Path(study_path)
+        lock_file = lock_path_of(study_path)
+        key = str(lock_file.resolve())
+        with _HELD_LOCKS_GUARD:
+            held = _HELD_LOCKS.get(key)
+            if held is not None:
+                raise StudyLockedError(f"{study_path}: study is already being written by this process "
+                                       f"({_owner_text()}); two writers would run the same points twice")
+            lock_file.parent.mkdir(parents=True, exist_ok=True)
+            while True:
+                fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    owner = _read_owner(fd)
+                    os.close(fd)
+                    if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                        raise StudyError(f"{lock_file}: cannot lock the study ({exc.strerror})") from None
+                    raise StudyLockedError(
+                        f"{study_path}: study is being written by {owner or 'another process'}; wait for it "
+                        f"to finish or stop it (the lock {lock_file.name} is released when it exits)"
+                    ) from None
+                # A releasing owner unlinks the file: if ours was unlinked meanwhile, retry.
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.stat(lock_file))
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
+                os.close(fd)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{_owner_text()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+            lock = cls(study_path, lock_file, fd)
+            _HELD_LOCKS[key] = lock
+        return lock
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Drop the lock and remove the lock file (idempotent)."""
+        with _HELD_LOCKS_GUARD:
+            if self._fd is None:
+                return
+            _HELD_LOCKS.pop(str(self.lock_file.resolve()), None)
+            try:
+                self.lock_file.unlink(missing_ok=True)  # while still locked: see acquire's retry
+            finally:
+                os.close(self._fd)  # closing drops the record lock
+                self._fd = None
+
+    def __enter__(self) -> "WriterLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _owner_text() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _read_owner(fd: int) -> str:
+    try:
+        return os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -248,8 +360,11 @@ class Study:
         """The stored configuration as plain data (key -> JSON value)."""
         return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
 
-    def check_config(self, expected: dict, keys) -> None:
+    def check_config(self, expected: dict, keys, legacy_defaults: dict | None = None) -> None:
         """Refuse to continue a study whose stored configuration differs from `expected`.
+
+        `legacy_defaults` gives, for keys added after a study may have been stored, the value a
+        study without that key was made with (so older studies still resume).
 
         Raises
         ------
@@ -259,7 +374,7 @@ class Study:
         stored = self.config
         for key in keys:
             want = json.loads(_dumps(_json_ready(expected.get(key))))
-            have = stored.get(key)
+            have = stored.get(key, (legacy_defaults or {}).get(key))
             if want != have:
                 raise StudyError(
                     f"{self.path}: cannot resume, configuration key '{key}' differs "

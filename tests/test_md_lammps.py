@@ -147,6 +147,7 @@ def _lines():
         (lambda ls: ["garbage"] + ls, r":1: frame 0: expected 'ITEM: TIMESTEP'"),
         (lambda ls: ls[:8] + [ls[8].replace(" id", " ident")] + ls[9:], r"no 'id' column"),
         (lambda ls: ls[:9] + [ls[9].replace(ls[9].split()[0], "nan")] + ls[10:], r":10: frame 0: NaN"),
+        (lambda ls: ls[:3] + ["0"] + ls[4:], r":4: frame 0: number of atoms must be positive, got 0"),  # found by the fuzz test
     ],
 )
 def test_malformed_dump_one_line_error(tmp_path, mutate, pattern):

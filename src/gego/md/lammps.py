@@ -361,6 +361,8 @@ def iter_dump(
                 n_atoms = int(next_line("the number of atoms").split()[0])
             except (ValueError, IndexError):
                 raise DataFormatError(f"{source}:{line_no}: frame {frame}: number of atoms is not an integer") from None
+            if n_atoms < 1:  # nothing to coarse-grain (and no atom lines to check the frame's end by)
+                raise DataFormatError(f"{source}:{line_no}: frame {frame}: number of atoms must be positive, got {n_atoms}")
             box_header = next_line("'ITEM: BOX BOUNDS'")
             if not box_header.startswith("ITEM: BOX BOUNDS"):
                 raise DataFormatError(f"{source}:{line_no}: frame {frame}: expected 'ITEM: BOX BOUNDS'")

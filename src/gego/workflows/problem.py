@@ -428,9 +428,10 @@ def _problem_with_length_c(config: WorkflowConfig, reference: xr.Dataset, energy
     else:
         c_first, what = config.bounds[config.names.index("c")][0], "parameters.c lower bound"
     try:  # the lowest c: its energy field has the lowest minimum, which bounds E0 (feasible_bounds)
-        energy_initial, energy_final, objective = at_length.inputs(c_first)
-    except (ConfigError, GegoError) as exc:
+        recoarse.fields(c_first)
+    except ConfigError as exc:
         raise ConfigError(f"{config.source}: {what} = {c_first:g}: {where} cannot be coarse-grained there ({exc})") from None
+    energy_initial, energy_final, objective = at_length.inputs(c_first)
     return CalibrationProblem(
         names=config.names,
         fixed={k: v for k, v in config.fixed.items()},

@@ -4,7 +4,7 @@
     python examples/lammps_kob_andersen/run_example.py --out-dir runs/ka     # MD + coarse-graining
     python examples/lammps_kob_andersen/run_example.py --out-dir runs/ka --no-md --calibrate
 
-Steps: write the LAMMPS input (gego.md.kob_andersen), run it with ``mpirun -np 2 lmp``,
+Steps: write the LAMMPS input (gego.md.kob_andersen), run it with ``lmp`` (``mpirun -np N lmp`` with --n-procs N),
 coarse-grain the dump into ``ref.nc`` (gego.md.build_reference, the same code as
 ``gego coarse-grain``), print and save a summary (stress overshoot, plateau, shear-band
 diagnostics) to ``summary.json``, and with ``--calibrate`` run ``gego calibrate`` on ``ref.nc``.
@@ -31,8 +31,9 @@ from gego.md.reference import build_reference
 # epsilon = 1 eV and sigma = (160.2176634)^(1/3) A make epsilon/sigma^3 = 1 GPa, so that LJ
 # stresses read as GPa and LJ energies as eV: the numbers of the CuZr setup carry over.
 EPSILON_EV = 1.0
-SIGMA_ANGSTROM = 160.2176634 ** (1.0 / 3.0)  # 5.429 A
+SIGMA_ANGSTROM = 160.2176634 ** (1.0 / 3.0)  # 5.4313 A
 LENGTH_SIGMA = 4.0  # coarse-graining length c in sigma (cutoff 3 c)
+C_BOUNDS_SIGMA = (1.5, 8.0)  # search interval of c with --calibrate-c (sigma; from ~1.5 atom spacings to 1/8 of the cell)
 
 
 def band_diagnostics(ds: xr.Dataset) -> dict:
@@ -64,6 +65,7 @@ def band_diagnostics(ds: xr.Dataset) -> dict:
             "fraction_of_strain_in_top_quarter_rows": float(np.sort(excess)[-len(excess) // 4 :].sum() / max(excess.sum(), 1e-300)),
         }
     out["bands"] = bands
+    out["increments"] = strain_increments(ds)
     final = bands["0.5"]["localisation_max_over_mean"]
     rows_y = [bands[t]["band_row_y"] for t in ("0.2", "0.35", "0.5")]
     drift = max(rows_y) - min(rows_y)
@@ -73,8 +75,39 @@ def band_diagnostics(ds: xr.Dataset) -> dict:
     return out
 
 
-def calibration_command(ref: Path, summary: dict, out_dir: Path, budget: int) -> list[str]:
-    """``gego calibrate`` for the LJ reference: bounds on beta and E0 from its energy fields."""
+def _rows_above_half(profile: np.ndarray, peak: int) -> int:
+    """Contiguous rows around `peak` (periodic) above half-way between the profile's min and max."""
+    n = profile.size
+    half = profile.min() + 0.5 * (profile.max() - profile.min())
+    rows = 1
+    for step in (1, -1):
+        k = peak + step
+        while rows < n and profile[k % n] > half:
+            rows += 1
+            k += step
+    return rows
+
+
+def strain_increments(ds: xr.Dataset, steps=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5)) -> dict:
+    """Where the strain goes between successive strains: peak row y, FWHM and peak/mean of the
+    x-averaged increment profile (a band that stays put keeps its peak row; a thin band a small
+    FWHM, at least ~2.4 c from the coarse-graining)."""
+    gamma, y = ds.gamma.values, ds.y.values
+    dy = float(y[1] - y[0])
+    profiles = ds.strain_xy_eng.mean("x").values
+    out = {}
+    for a, b in zip(steps[:-1], steps[1:]):
+        ka, kb = (int(np.argmin(np.abs(gamma - t))) for t in (a, b))
+        d = profiles[kb] - profiles[ka]
+        peak = int(np.argmax(d))
+        out[f"{a}-{b}"] = {"peak_y": float(y[peak]), "fwhm": _rows_above_half(d, peak) * dy,
+                           "peak_over_mean": float(d.max() / d.mean()) if d.mean() > 0 else None}
+    return out
+
+
+def calibration_command(ref: Path, summary: dict, out_dir: Path, budget: int, calibrate_c: bool = False) -> list[str]:
+    """``gego calibrate`` for the LJ reference: bounds on beta and E0 from its energy fields;
+    with `calibrate_c` also the coarse-graining length c (Eq 37) in [1.5, 8] sigma (in A)."""
     e_lo, e_hi = summary["energy_all_frames_range"]
     spread = max(e_hi - e_lo, 1e-6)
     # E0 (the ideally jammed glass) lies below the initial fields; chi = beta (E - E0) of order 0.1
@@ -95,31 +128,51 @@ def calibration_command(ref: Path, summary: dict, out_dir: Path, budget: int) ->
         "--fix", "tau0=10",
         "--fix", f"l_chi={2.0 * SIGMA_ANGSTROM:.4g}",
         "--json", str(out_dir / "calibration.json"),
-    ]
+    ] + (["--bound", f"c={C_BOUNDS_SIGMA[0] * SIGMA_ANGSTROM:.4g}:{C_BOUNDS_SIGMA[1] * SIGMA_ANGSTROM:.4g}"]
+         if calibrate_c else [])
 
 
 def main(argv: list[str] | None = None) -> int:
+    default = ShearProtocol.seeded_band()  # the example's protocol (README: run 5)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out-dir", type=Path, default=Path("runs/kob_andersen"))
-    parser.add_argument("--n-procs", type=int, default=2, help="MPI ranks for LAMMPS (default 2)")
-    parser.add_argument("--seed", type=int, default=ShearProtocol.seed, help="LAMMPS seed (types and velocities)")
-    parser.add_argument("--quench-steps", type=int, default=ShearProtocol.quench_steps, help="quench length (steps of 0.005 tau)")
-    parser.add_argument("--shear-temperature", type=float, default=ShearProtocol.shear_temperature, help="T of the quench end and of the shear (epsilon/k_B)")
-    parser.add_argument("--anneal-temperature", type=float, default=None, help="age the supercooled liquid at this T before the final quench")
-    parser.add_argument("--anneal-steps", type=int, default=0, help="ageing steps at --anneal-temperature")
-    parser.add_argument("--quick", action="store_true", help="a 500-atom, 20-frame smoke run (seconds)")
+    parser.add_argument("--n-procs", type=int, default=1, help="MPI ranks for LAMMPS (default 1)")
+    parser.add_argument("--seed", type=int, default=default.seed, help="LAMMPS seed (types and velocities)")
+    parser.add_argument("--quench-steps", type=int, default=default.quench_steps, help="quench length (steps of 0.005 tau)")
+    parser.add_argument("--shear-temperature", type=float, default=default.shear_temperature, help="T of the quench end and of the shear (epsilon/k_B)")
+    parser.add_argument("--anneal-temperature", type=float, default=default.anneal_temperature,
+                        help="age the supercooled liquid at this T before the final quench (0 = no ageing)")
+    parser.add_argument("--anneal-steps", type=int, default=default.anneal_steps, help="ageing steps at --anneal-temperature")
+    parser.add_argument("--melt-steps", type=int, default=default.melt_steps, help="melt length (steps)")
+    parser.add_argument("--soft-layer-width", type=float, default=default.soft_layer_width,
+                        help="band seed: width (sigma) of a layer re-melted and quenched fast before the shear (0 = none)")
+    parser.add_argument("--soft-layer-y", type=float, default=default.soft_layer_y, help="centre of the seed layer (fraction of the cell height)")
+    parser.add_argument("--soft-layer-temperature", type=float, default=default.soft_layer_temperature, help="re-melt temperature of the seed layer")
+    parser.add_argument("--soft-layer-steps", type=int, default=default.soft_layer_steps, help="re-melt steps of the seed layer")
+    parser.add_argument("--legacy", action="store_true", help="the plain 500 tau quench sheared at T = 0.05 (README: run 1)")
+    parser.add_argument("--quick", action="store_true", help="a 484-atom smoke run (seconds)")
     parser.add_argument("--no-md", action="store_true", help="reuse dump.shear/log.lammps in --out-dir")
     parser.add_argument("--calibrate", action="store_true", help="run gego calibrate on the result")
     parser.add_argument("--budget", type=int, default=60, help="continuum runs for --calibrate")
+    parser.add_argument("--calibrate-c", action="store_true",
+                        help="also calibrate the coarse-graining length c (re-coarse-grains ref.atoms.npz per point)")
     args = parser.parse_args(argv)
 
     out = args.out_dir
-    if args.quick:
+    if args.legacy:
+        protocol = ShearProtocol(seed=args.seed)  # the plain quench of the first runs (README: run 1)
+    elif args.quick:
+        # frames every 0.005 in strain, as the objective's snapshot strains need
         protocol = ShearProtocol(n_side=22, melt_steps=500, quench_steps=500, strain_rate=0.02, max_strain=0.5,
-                                 n_frames=20, thermo_every=25, seed=args.seed)
+                                 n_frames=100, thermo_every=25, seed=args.seed)
     else:
-        protocol = ShearProtocol(seed=args.seed, quench_steps=args.quench_steps, shear_temperature=args.shear_temperature,
-                                 anneal_temperature=args.anneal_temperature, anneal_steps=args.anneal_steps)
+        anneal = None if args.anneal_temperature <= 0 else args.anneal_temperature
+        protocol = ShearProtocol.seeded_band(seed=args.seed, quench_steps=args.quench_steps,
+                                             shear_temperature=args.shear_temperature, anneal_temperature=anneal,
+                                             anneal_steps=args.anneal_steps, melt_steps=args.melt_steps,
+                                             soft_layer_width=args.soft_layer_width, soft_layer_y=args.soft_layer_y,
+                                             soft_layer_temperature=args.soft_layer_temperature,
+                                             soft_layer_steps=args.soft_layer_steps)
     summary: dict = {"protocol": {k: getattr(protocol, k) for k in protocol.__dataclass_fields__}}
     summary["protocol"]["n_atoms"] = protocol.n_atoms
     if not args.no_md:
@@ -130,13 +183,15 @@ def main(argv: list[str] | None = None) -> int:
         summary["md_wall_s"] = time.perf_counter() - start
         print(f"LAMMPS finished in {summary['md_wall_s']:.0f} s on {args.n_procs} ranks", flush=True)
     start = time.perf_counter()
+    # keep the atom frames (ref.atoms.npz) so that the calibration can vary c
     ds = build_reference(out / "dump.shear", out / "log.lammps", grid=32, length=LENGTH_SIGMA, units="lj",
-                         lj_epsilon_ev=EPSILON_EV, lj_sigma_angstrom=SIGMA_ANGSTROM, progress=True)
+                         lj_epsilon_ev=EPSILON_EV, lj_sigma_angstrom=SIGMA_ANGSTROM, progress=True,
+                         keep_atoms=out / "ref.atoms.npz")
     summary["coarse_grain_wall_s"] = time.perf_counter() - start
     ref = out / "ref.nc"
     ds.to_netcdf(ref)
     summary.update(band_diagnostics(ds))
-    command = calibration_command(ref, summary, out, args.budget)
+    command = calibration_command(ref, summary, out, args.budget, args.calibrate_c)
     summary["calibrate_command"] = shlex.join(command)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "protocol"}, indent=2))

@@ -11,6 +11,10 @@ epsilon_AA, time in tau = sigma sqrt(m / epsilon), stress in epsilon / sigma^2 i
    ``anneal_quench_steps`` and hold it for ``anneal_steps`` (a cheap way to a more stable glass);
    then quench at constant volume, thermostat target ramped linearly to ``shear_temperature``
    over ``quench_steps``; the quench history sets how well annealed the glass is;
+3b. optionally seed a band: a horizontal layer ``soft_layer_width`` thick (atoms in it at that
+   moment) is re-melted at ``soft_layer_temperature`` for ``soft_layer_steps`` while the rest is
+   held at ``shear_temperature``, then quenched back over ``soft_layer_quench_steps``: a thin
+   layer with a locally higher quench temperature, i.e. a less stable (softer) glass;
 4. shear with SLLOD (fix nvt/sllod) in a deforming triclinic cell (fix deform xy erate, remap v,
    Lees-Edwards boundaries) to ``max_strain``, dumping ``id type x y z ix iy iz c_pe`` in
    ``n_frames`` + 1 frames (the first is the unsheared reference) and thermo ``step temp pe press
@@ -51,10 +55,29 @@ class ShearProtocol:
     anneal_temperature: float | None = None
     anneal_quench_steps: int = 10_000
     anneal_steps: int = 0
+    # optional band seed: a layer of width soft_layer_width (sigma, 0 = none) centred at
+    # soft_layer_y (fraction of the cell height) re-melted and quenched fast (see write_input)
+    soft_layer_width: float = 0.0
+    soft_layer_y: float = 0.5
+    soft_layer_temperature: float = 1.0
+    soft_layer_steps: int = 10_000
+    soft_layer_quench_steps: int = 500
     strain_rate: float = 1e-3  # 1 / tau
     max_strain: float = 0.5
     n_frames: int = 100
     thermo_every: int = 100
+
+    @classmethod
+    def seeded_band(cls, **changes) -> "ShearProtocol":
+        """The example's default: an aged, slowly quenched glass with a seeded soft layer,
+        sheared cold (the protocol whose band stayed at one place to 50 % strain, see
+        examples/lammps_kob_andersen/README.md): melt 50 tau at T = 1; 1.0 -> 0.4 over 50 tau;
+        1,000 tau at 0.4; 0.4 -> 0.01 over 2,000 tau; a 6 sigma layer at mid-height re-melted at
+        T = 1.5 for 50 tau and quenched over 2.5 tau; SLLOD shear at T = 0.01."""
+        values = dict(melt_steps=10_000, anneal_temperature=0.4, anneal_quench_steps=10_000, anneal_steps=200_000,
+                      quench_steps=400_000, shear_temperature=0.01, soft_layer_width=6.0, soft_layer_y=0.5,
+                      soft_layer_temperature=1.5, soft_layer_steps=10_000, soft_layer_quench_steps=500)
+        return cls(**{**values, **changes})
 
     @property
     def n_atoms(self) -> int:
@@ -100,6 +123,31 @@ def write_input(protocol: ShearProtocol, folder: str | Path, dump_name: str = "d
             f"run             {p.anneal_steps}\n\n"
         )
         quench_from = t_a
+    soft = ""
+    if p.soft_layer_width > 0:
+        if not 0 < p.soft_layer_width < p.box_length:
+            raise ConfigError(f"soft_layer_width {p.soft_layer_width} must lie in (0, {p.box_length:.4g}) sigma")
+        y_mid = p.soft_layer_y * p.box_length
+        y_lo, y_hi = y_mid - p.soft_layer_width / 2, y_mid + p.soft_layer_width / 2
+        t_s, t_hot, damp = p.shear_temperature, p.soft_layer_temperature, 100 * p.timestep
+        soft = (
+            "# band seed: re-melt a thin layer and quench it fast while the rest stays at the shear T\n"
+            f"region          soft block INF INF {y_lo:.6f} {y_hi:.6f} INF INF units box\n"
+            "group           soft region soft\n"
+            "group           bulk subtract all soft\n"
+            f"velocity        soft create {t_hot} {p.seed + 1} mom yes rot no dist gaussian\n"
+            f"fix             bulkbath bulk nvt temp {t_s} {t_s} {damp}\n"
+            f"fix             softbath soft nvt temp {t_hot} {t_hot} {damp}\n"
+            f"run             {p.soft_layer_steps}\n"
+            "unfix           softbath\n"
+            f"fix             softbath soft nvt temp {t_hot} {t_s} {damp}\n"
+            f"run             {p.soft_layer_quench_steps}\n"
+            "unfix           softbath\n"
+            "unfix           bulkbath\n"
+            f"fix             thermostat all nvt temp {t_s} {t_s} {damp}\n"
+            "run             2000\n"
+            "unfix           thermostat\n\n"
+        )
     text = f"""# 2-D Kob-Andersen A65B35 glass under simple shear (written by gego.md.kob_andersen)
 # LJ units: length sigma_AA, energy epsilon_AA, time tau; seed {p.seed}
 units           lj
@@ -137,7 +185,7 @@ fix             thermostat all nvt temp {p.shear_temperature} {p.shear_temperatu
 run             {max(p.quench_steps // 20, 100)}
 unfix           thermostat
 
-# simple shear: SLLOD in a deforming triclinic cell (Lees-Edwards), streaming velocity profile
+{soft}# simple shear: SLLOD in a deforming triclinic cell (Lees-Edwards), streaming velocity profile
 reset_timestep  0
 velocity        all ramp vx 0.0 {p.strain_rate * p.box_length} y 0.0 {p.box_length} sum yes units box
 fix             thermostat all nvt/sllod temp {p.shear_temperature} {p.shear_temperature} {100 * p.timestep}

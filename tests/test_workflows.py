@@ -19,7 +19,7 @@ TINY = ["solver.n=8", "solver.steps_per_frame=1", "solver.n_frames=50", "executi
 
 @pytest.fixture(scope="module")
 def validation_setup():
-    config = load_config(workflow="validate", overrides=TINY + ["optimizer.log_floor=0"])
+    config = load_config(workflow="validate", overrides=TINY + ["optimizer.log_floor=0", "optimizer.objective_power=1"])
     md = load_workflow_reference(config)
     reference = make_validation_reference(config, md)
     problem = build_problem(config, reference, energy_source=md)

@@ -225,3 +225,19 @@ def test_application_beats_the_papers_optimum(tmp_path):
 
     summary = calibrate(load_config(overrides=["optimizer.budget=120"]), tmp_path / "c.db", quiet=True).summary()
     assert summary["objective"] <= summary["paper_optimum"]["objective"]
+
+
+def test_compute_time_counts_each_batched_solver_call_once():
+    """Points of one batched call share its start and duration but are committed microseconds
+    apart; separate calls (or workers) add up; failed runs count, pending ones do not."""
+    from gego.optimize.study import EvaluationRecord
+    from gego.workflows.calibrate import compute_time_s
+
+    def rec(i, started, finished, duration, worker="h:1", status="complete"):
+        return EvaluationRecord(id=i, iteration=0, x=np.zeros(2), objective=1.0, status=status, started=started,
+                                finished=finished, duration_s=duration, worker=worker)
+
+    records = [rec(1, 10.0, 18.000001, 8.0), rec(2, 10.0, 18.000003, 8.0), rec(3, 10.0, 18.000005, 8.0, status="failed"),
+               rec(4, 20.0, 20.5, 0.5), rec(5, 10.0, 11.0, 1.0, worker="h:2"),
+               rec(6, None, None, None, status="pending")]
+    assert compute_time_s(records) == pytest.approx(8.0 + 0.5 + 1.0)

@@ -182,8 +182,13 @@ def _executor(config: WorkflowConfig, workers: int):
 
 def compute_time_s(records) -> float:
     """Solver + objective time of finished evaluations, s. The points of one batched solver call
-    share its start and end times (each records the whole call); they are counted once."""
-    calls = {(r.started, r.finished): r.duration_s or 0.0 for r in records if r.status in ("complete", "failed")}
+    share its start time and each records the whole call's duration; they are counted once (their
+    finish times differ by the microseconds it takes to commit them one after another)."""
+    calls: dict = {}
+    for r in records:
+        if r.status in ("complete", "failed"):
+            key = (r.worker, r.started)
+            calls[key] = max(calls.get(key, 0.0), r.duration_s or 0.0)
     return float(sum(calls.values()))
 
 

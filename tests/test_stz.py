@@ -219,6 +219,10 @@ def test_derived_chi_inf_and_config_errors(energy):
     with pytest.raises(ConfigError, match="steps_per_frame"):
         simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1],
                  settings=SolverSettings(steps_per_frame=0))
+    for name, bad in (("plastic_split", {"plastic_split": "strang"}), ("plastic_substeps", {"plastic_substeps": "rk4"}),
+                      ("adapt_chi", {"adapt_chi": 0.0})):
+        with pytest.raises(ConfigError, match=name):
+            SolverSettings(**bad).validate()
 
 
 def test_failures_are_reported_not_silent(energy):

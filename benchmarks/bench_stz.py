@@ -12,8 +12,10 @@ Figures (medians of several repeats; the machine is shared, so compare ratios wi
   on a mid-run state (gamma = 0.3), plus the whole compiled step.
 * ``scaling_n``: time per step versus grid size N (32 ... 256) in the elastic and the plastic
   phase; ``scaling_batch``: per member versus batch size.
-* ``convergence``: band peak 2E_xy, row-mean peak and peak stress versus steps per frame, with a
-  first-order Richardson estimate of the refined limit and each count's relative deviation.
+* ``convergence``: band peak 2E_xy at strain 0.5, row-mean peak and peak stress versus steps per
+  frame for the default (loaded) plastic split and the C++ split, each count's signed deviation
+  from a refined limit (the loaded split at 960 steps per frame; 480 with --quick) and the
+  smallest count within 2 % of it per split.
 * ``grid_refinement``: 32 versus 64 cells (stress curve and band position).
 
 ``--baseline FILE.py``: a module file defining ``simulate`` and ``simulate_batch`` (e.g. a copy
@@ -37,8 +39,8 @@ import numpy as np
 
 from gego.datasets import load_cuzr
 from gego.errors import ConfigError
-from gego.stz import (PAPER_OPTIMUM, REFERENCE_CODE, TABLE1, VALIDATION_TARGET, SolverSettings, simulate,
-                      simulate_batch)
+from gego.stz import (PAPER_OPTIMUM, REFERENCE_CODE, TABLE1, VALIDATION_TARGET, SolverSettings, STZParams,
+                      simulate, simulate_batch)
 from gego.stz import fast, operators, physics
 from gego.stz.solver import _compiled_symbols, _Material, _run_compiled_steps, _State, prepare_chi
 
@@ -182,7 +184,7 @@ def _mid_run_state(energy, n, gamma_stop, batch=1):
     h = 400.0 / n
     dt = 0.5 / (100 * settings.steps_per_frame)
     state = _State(np.zeros((batch, 4, n, n)), np.repeat(chi0[None], batch, 0), np.zeros((batch, 2, n, n)),
-                   np.zeros((batch, 2, n, n)), np.zeros((batch, 4, n, n)))
+                   np.zeros((batch, 2, n, n)), np.zeros((batch, 4, n, n)), np.zeros((batch, n, n)))
     n_steps = int(round(gamma_stop / dt))
     _run_compiled_steps(state, 0.0, n_steps, dt, mat, settings)
     return state, n_steps * dt, dt, mat, settings, h
@@ -190,7 +192,8 @@ def _mid_run_state(energy, n, gamma_stop, batch=1):
 
 def _run_compiled(state, gamma, dt, mat, settings, h, n_steps):
     """``n_steps`` production (compiled, whole-frame) steps on a copy of ``state``."""
-    st = _State(*(a.copy() for a in (state.sigma, state.chi, state.refmap, state.velocity, state.grad)))
+    st = _State(*(a.copy() for a in (state.sigma, state.chi, state.refmap, state.velocity, state.grad,
+                                     state.load_rate)))
     _run_compiled_steps(st, gamma, n_steps, dt, mat, settings)
 
 
@@ -214,15 +217,18 @@ def _compiled_fft_cost(n, loops):
 
 
 def bench_cost_split(energy, repeats, loops, n=32):
-    """CPU time per call of each compiled stage of one step on a mid-run state (gamma = 0.3)."""
+    """CPU time per call of each compiled stage of one step on a mid-run state (gamma = 0.3), default settings."""
     state, gamma, dt, mat, settings, h = _mid_run_state(energy, n, 0.3)
+    load = state.load_rate[0]
+    loaded = settings.plastic_split == "loaded"
+    implicit = loaded and settings.plastic_substeps == "implicit"
     kappa1, kappa2, _ = _compiled_symbols(n, n, 400.0, 400.0, "box")
     mu, lam = float(mat.mu.ravel()[0]), float(mat.lame_lambda.ravel()[0])
     eps0s, c0 = float(mat.eps0_per_strain.ravel()[0]), float(mat.c0.ravel()[0])
     chi_inf, l_chi = float(mat.chi_inf.ravel()[0]), float(mat.l_chi.ravel()[0])
     sig, chi, ref, vel, grad = state.sigma[0], state.chi[0], state.refmap[0], state.velocity[0], state.grad[0]
     grid = lambda *lead: np.empty(lead + (n, n))  # noqa: E731
-    ratio, chi_pl, kap, chi_d, div, q1, q2, c1, c2 = (grid() for _ in range(9))
+    ratio, chi_pl, kap, chi_d, div, q1, q2, c1, c2, sbar_rel = (grid() for _ in range(10))
     pad, wpad = np.empty((n + 4, n + 4)), np.empty((2, n + 1, n + 1))
     cpad, kpad = np.empty((n + 2, n + 2)), np.empty((n + 2, n + 2))
     adv, s_star, c_new, r_new, phys_star = grid(7), grid(4), grid(), grid(2), grid(3)
@@ -230,8 +236,12 @@ def bench_cost_split(energy, repeats, loops, n=32):
     rows = np.empty((8, n))
     sig_out, vel_out, grad_out = grid(4), grid(2), grid(4)
     pl_scratch = fast.plastic_scratch(n * n)
-    kmax, _ = fast.plastic_stage(sig, chi, gamma, dt, mu, eps0s, c0, chi_inf, l_chi, False, 2e-3, 20000,
-                                 ratio, chi_pl, kap, *pl_scratch)
+    def plastic():
+        return fast.plastic_stage(sig, chi, load, loaded, implicit, gamma, dt, mu, eps0s, c0, chi_inf, l_chi, False,
+                                  settings.adapt_dev, settings.adapt_chi, settings.max_substeps, ratio, chi_pl, kap,
+                                  sbar_rel, *pl_scratch)
+
+    kmax, _ = plastic()
     fast.transport_stage(sig, chi, ref, vel, grad, ratio, chi_pl, chi, gamma, dt, h, h, pad, c1, c2, adv, s_star,
                          c_new, r_new, phys_star)
     fast.corner_force_stage(phys_star, gamma + dt, h, h, z)
@@ -239,8 +249,7 @@ def bench_cost_split(energy, repeats, loops, n=32):
     fast.box_solve_stage(zhat, kappa1, kappa2, gamma + dt, dt, lam, mu, uhat, rows)
     w = np.fft.ifft2(uhat)
     parts = {
-        "plastic_update": lambda: fast.plastic_stage(sig, chi, gamma, dt, mu, eps0s, c0, chi_inf, l_chi, False,
-                                                     2e-3, 20000, ratio, chi_pl, kap, *pl_scratch),
+        "plastic_update": plastic,
         "diffusion": lambda: fast.diffusion_stage(chi, kap, kmax, gamma, dt, h, h, chi_d, cpad, kpad, q1, q2),
         "advection_truesdell_transform": lambda: fast.transport_stage(
             sig, chi, ref, vel, grad, ratio, chi_pl, chi_d, gamma, dt, h, h, pad, c1, c2, adv, s_star, c_new,
@@ -249,6 +258,7 @@ def bench_cost_split(energy, repeats, loops, n=32):
         "spectral_solve": lambda: fast.box_solve_stage(zhat, kappa1, kappa2, gamma + dt, dt, lam, mu, uhat, rows),
         "finish_elastic_update": lambda: fast.box_finish_stage(w, s_star, gamma + dt, dt, lam, mu, h, h, wpad,
                                                                sig_out, vel_out, grad_out),
+        "load_rate_update": lambda: fast.load_rate_stage(sig_out, sbar_rel, gamma + dt, dt, load.copy()),
         "empty_kernel_call_overhead": lambda: fast.corner_force_stage(phys_star[:, :1, :1], gamma, h, h, z),
     }
     split = {}
@@ -299,29 +309,46 @@ def bench_scaling(energy, sizes, plastic_sizes, batches, repeats, steps):
     return {**out_n, "note": note}, {**out_b, "note": note}
 
 
-def bench_convergence(energy, steps_list, presets):
+def _band_row(p, energy, settings):
+    c0 = time.process_time()
+    res = simulate(p, energy[0], energy_final_ev=energy[-1], settings=settings)
+    cpu = time.process_time() - c0
+    field = res.strain_xy_eng[-1]
+    return {"steps_per_frame": settings.steps_per_frame, "band_peak_2exy": float(field.max()),
+            "band_row_mean_peak": float(field.mean(axis=1).max()), "band_row": int(field.mean(axis=1).argmax()),
+            "peak_stress_gpa": float(np.nanmax(res.stress_xy_gpa)), "final_stress_gpa": float(res.stress_xy_gpa[-1]),
+            "status": res.status, "cpu_s": cpu}
+
+
+def bench_convergence(energy, steps_by_split, presets, limit_steps):
+    """Band peak versus steps per frame for each plastic split, against the loaded split at ``limit_steps``.
+
+    The refined limit is well defined: both splits agree to 1e-4 at 960 steps per frame
+    (the convergence study of issue 3); the C++ split converges first order, the loaded split
+    (default) is within 0.5 % at 15 on these presets.
+    """
     out = {}
+    default = SolverSettings()
     for name, p in presets.items():
-        rows = []
-        for spf in steps_list:
-            c0 = time.process_time()
-            res = simulate(p, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(steps_per_frame=spf))
-            cpu = time.process_time() - c0
-            field = res.strain_xy_eng[-1]
-            rows.append({"cpu_s": cpu, "steps_per_frame": spf, "band_peak_2exy": float(field.max()),
-                         "band_row_mean_peak": float(field.mean(axis=1).max()),
-                         "band_row": int(field.mean(axis=1).argmax()),
-                         "peak_stress_gpa": float(np.nanmax(res.stress_xy_gpa)),
-                         "final_stress_gpa": float(res.stress_xy_gpa[-1]), "status": res.status,
-                         "wall_s": res.wall_time_s})
-        # first-order Richardson extrapolation from the two finest step counts (ratio 2)
-        fine, finer = rows[-2]["band_peak_2exy"], rows[-1]["band_peak_2exy"]
-        limit = 2 * finer - fine
-        for r in rows:
-            r["band_peak_rel_dev_from_limit"] = abs(r["band_peak_2exy"] / limit - 1)
-        out[name] = {"rows": rows, "band_peak_limit_richardson": limit,
-                     "smallest_steps_within_2pct": next((r["steps_per_frame"] for r in rows
-                                                         if r["band_peak_rel_dev_from_limit"] <= 0.02), None)}
+        limit = _band_row(p, energy, dataclasses.replace(default, steps_per_frame=limit_steps))
+        entry = {"limit": limit, "limit_settings": f"plastic_split=loaded, steps_per_frame={limit_steps}"}
+        for split, steps_list in steps_by_split.items():
+            substeps = "implicit" if split == "loaded" else "explicit"
+            rows = [_band_row(p, energy, dataclasses.replace(default, steps_per_frame=spf, plastic_split=split,
+                                                             plastic_substeps=substeps)) for spf in steps_list]
+            for r in rows:
+                r["band_peak_rel_err_vs_limit"] = r["band_peak_2exy"] / limit["band_peak_2exy"] - 1
+                r["peak_stress_rel_err_vs_limit"] = r["peak_stress_gpa"] / limit["peak_stress_gpa"] - 1
+            entry[split] = {"plastic_substeps": substeps, "rows": rows,
+                            "smallest_steps_within_2pct": next((r["steps_per_frame"] for r in rows
+                                                                if abs(r["band_peak_rel_err_vs_limit"]) <= 0.02),
+                                                               None)}
+        default_row = next((r for r in entry["loaded"]["rows"] if r["steps_per_frame"] == default.steps_per_frame),
+                           None)
+        if default_row is not None:
+            entry["default_steps_per_frame"] = default.steps_per_frame
+            entry["default_band_peak_rel_err_vs_limit"] = default_row["band_peak_rel_err_vs_limit"]
+        out[name] = entry
     return out
 
 
@@ -375,10 +402,15 @@ def main(argv=None):
         report["scaling_n"], report["scaling_batch"] = bench_scaling(energy, sizes, plastic_sizes, (1, 8, 64),
                                                                      repeats, 20)
     if "convergence" in sections:
-        steps = (15, 30, 60, 120) if args.quick else (15, 30, 60, 120, 240)
-        presets = {"validation_target": VALIDATION_TARGET} if args.quick else {
-            "validation_target": VALIDATION_TARGET, "paper_optimum": PAPER_OPTIMUM}
-        report["convergence"] = bench_convergence(energy, steps, presets)
+        if args.quick:
+            steps = {"loaded": (10, 15, 30, 60), "cpp": (15, 60)}
+            presets = {"validation_target": VALIDATION_TARGET}
+        else:
+            steps = {"loaded": (5, 10, 15, 30, 60, 120), "cpp": (15, 30, 60, 120, 240)}
+            presets = {"validation_target": VALIDATION_TARGET, "paper_optimum": PAPER_OPTIMUM,
+                       "table2_corner(c0=0.05,s_y=1.15,beta=8,E0=-3.368)": STZParams(
+                           c0=0.05, s_y_gpa=1.15, beta_per_ev=8.0, e0_ev=-3.368)}
+        report["convergence"] = bench_convergence(energy, steps, presets, 480 if args.quick else 960)
     if "grid" in sections and not args.quick:
         report["grid_refinement"] = bench_grid(energy)
     report["load_average_end"] = os.getloadavg()

@@ -70,7 +70,7 @@ def add_config_arguments(p: argparse.ArgumentParser, workflow: str, *, study: bo
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="fix NAME at VALUE instead of calibrating it (repeatable; chi_inf=derived allowed)")
     p.add_argument("--grid", type=int, metavar="N", help="solver grid N x N (default: the reference's grid)")
-    p.add_argument("--steps-per-frame", type=int, metavar="K", help="solver steps per output frame (default 60)")
+    p.add_argument("--steps-per-frame", type=int, metavar="K", help="solver steps per output frame (default 15)")
     p.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                    help="override any configuration key, value in TOML syntax (repeatable), "
                         "e.g. --set objective.stress_weight=0.5")

@@ -61,7 +61,7 @@ def add_parser(subparsers, name: str, help_text: str):
 
 # = SolverSettings().steps_per_frame, written out so that `gego --help` does not import the
 # solver (and numba); tests/test_stz_cli.py checks the two agree.
-DEFAULT_STEPS_PER_FRAME = 60
+DEFAULT_STEPS_PER_FRAME = 15
 
 
 def _read_energy(path: Path) -> np.ndarray:

@@ -6,7 +6,9 @@ reference in :mod:`gego.stz.solver` / :mod:`gego.stz.physics` / :mod:`gego.stz.o
 to numba by the ``rocket-fft`` package). One step is a short sequence of member-level stages, each a
 single pass over the grid into scratch arrays allocated once per call (no temporaries per step):
 
-1. :func:`plastic_stage`    plastic relaxation and chi source per cell (Eq 29, 32-33);
+1. :func:`plastic_stage`    plastic relaxation and chi source per cell (Eq 29, 32-33), for the
+   loaded split driven by the cell's non-plastic |S| rate of the previous step
+   (:func:`load_rate_stage`, after the projection);
 2. :func:`diffusion_stage`  explicit, sub-cycled chi diffusion (Eq 29, 34);
 3. :func:`transport_stage`  ENO2 advection of Sigma, chi and the reference map, Truesdell terms
    (Eq 30), and the physical predicted stress sigma* at the new strain;
@@ -64,7 +66,7 @@ except ImportError:  # pragma: no cover - numba / rocket-fft are optional
 
 __all__ = ["AVAILABLE", "exp_array", "plastic_scratch", "plastic_stage", "diffusion_stage", "transport_stage",
            "corner_force_stage", "box_solve_stage", "box_finish_stage", "spectral_stage", "finish_stage",
-           "run_steps", "record_frame", "finite_members"]
+           "load_rate_stage", "run_steps", "record_frame", "finite_members"]
 
 if AVAILABLE:
 
@@ -114,7 +116,7 @@ if AVAILABLE:
     @njit(cache=True, error_model="numpy")
     def plastic_scratch(n_cells):
         """Scratch arrays for :func:`plastic_stage` on a grid of ``n_cells`` cells."""
-        return (np.empty((4, n_cells)), np.empty(2 * n_cells), np.empty(2 * n_cells),
+        return (np.empty((6, n_cells)), np.empty(2 * n_cells), np.empty(2 * n_cells),
                 np.empty(2 * n_cells, dtype=np.int64), np.empty(n_cells, dtype=np.int64),
                 np.empty(n_cells, dtype=np.bool_))
 
@@ -148,16 +150,104 @@ if AVAILABLE:
             limited[i] = lim
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def plastic_stage(sig, chi, g, dt, mu, eps0s, c0, chi_inf, l_chi, paper_form, adapt, max_sub,
-                      ratio, chi_pl, kap, work, xs, es, kbuf, idx, limited):
+    def _plastic_round_loaded(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt):
+        """One forward-Euler sub-step of d|S|/dgamma = g - 2 mu D (physics.integrate_plastic_step with
+        ``load_rate``) for the ``n`` active cells in ``work`` (rows |S|, chi, remaining strain, -,
+        load g). The sub-step moves |S| by at most ``adapt`` through either term."""
+        s = work[0]
+        c = work[1]
+        rem = work[2]
+        load = work[4]
+        for i in range(n):
+            xs[i] = -s[i]
+            xs[n + i] = -1.0 / c[i]
+        exp_array(xs, es, kbuf, 2 * n)
+        for i in range(n):
+            si = s[i]
+            ci = c[i]
+            gi = load[i]
+            sf = -2.0 + si + es[i] * (2.0 + si)  # Eq 33
+            d_rate = eps0s * es[n + i] * (1.0 - 1.0 / si) * sf  # Eq 32
+            d_rate = d_rate if si >= 1.0 else 0.0
+            relax = 2.0 * mu * d_rate
+            ag = abs(gi)
+            speed = relax if relax >= ag else ag
+            rem_i = rem[i]
+            lim = rem_i * speed > adapt
+            sub = adapt / speed if lim else rem_i
+            rem[i] = rem_i - sub if lim else 0.0
+            c[i] = ci + 2.0 * d_rate * si * (chi_inf - ci) / c0 * sub  # Eq 29 source
+            s[i] = si + sub * (gi - relax)
+            limited[i] = lim
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _plastic_round_implicit(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt, adapt_chi):
+        """One linearly implicit (Rosenbrock-Euler) sub-step of d|S|/dgamma = g - R, R = 2 mu D
+        (physics.integrate_plastic_step_implicit) for the ``n`` active cells in ``work`` (rows |S|,
+        chi, remaining strain, -, load g, accumulated plastic drop): |S| += h (g - R) / (1 + h R'),
+        chi explicit; h keeps the net change of |S| <= ``adapt`` and |dchi| <= adapt_chi chi^2."""
+        s = work[0]
+        c = work[1]
+        rem = work[2]
+        load = work[4]
+        plastic = work[5]
+        for i in range(n):
+            xs[i] = -max(s[i], 1.0)
+            xs[n + i] = -1.0 / c[i]
+        exp_array(xs, es, kbuf, 2 * n)
+        for i in range(n):
+            si = s[i]
+            ci = c[i]
+            gi = load[i]
+            sc = max(si, 1.0)
+            e_s = es[i]
+            sf = -2.0 + sc + e_s * (2.0 + sc)  # Eq 33
+            amp = 2.0 * mu * eps0s * es[n + i]
+            relax = amp * (1.0 - 1.0 / sc) * sf  # R = 2 mu D, Eq 32
+            stiff = amp * (sf / (sc * sc) + (1.0 - 1.0 / sc) * (1.0 - e_s * (1.0 + sc)))  # R' = dR/d|S|
+            relax = relax if si >= 1.0 else 0.0
+            stiff = stiff if si >= 1.0 else 0.0
+            rem_i = rem[i]
+            excess = abs(gi - relax) - adapt * stiff  # |ds| <= adapt  <=>  h excess <= adapt
+            h = min(rem_i, adapt / excess) if excess > 0.0 else rem_i
+            chi_rate = relax / mu * si * (chi_inf - ci) / c0  # Eq 29 source, 2 D |S| (chi_inf - chi) / c0
+            cap = adapt_chi * ci * ci
+            a_rate = abs(chi_rate)
+            h = cap / max(a_rate, 1e-300) if a_rate * h > cap else h
+            lim = h < rem_i
+            rem[i] = rem_i - h if lim else 0.0
+            ds = h * (gi - relax) / (1.0 + h * stiff)  # Rosenbrock-Euler, d|S|/dgamma = g - 2 mu D
+            plastic[i] = plastic[i] + (h * gi - ds)
+            c[i] = ci + chi_rate * h
+            s[i] = si + ds
+            limited[i] = lim
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _plastic_round_any(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt, adapt_chi, loaded,
+                           implicit):
+        if implicit:
+            _plastic_round_implicit(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt, adapt_chi)
+        elif loaded:
+            _plastic_round_loaded(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt)
+        else:
+            _plastic_round(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt)
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def plastic_stage(sig, chi, load, loaded, implicit, g, dt, mu, eps0s, c0, chi_inf, l_chi, paper_form, adapt,
+                      adapt_chi, max_sub, ratio, chi_pl, kap, sbar_rel, work, xs, es, kbuf, idx, limited):
         """Step 1: plastic relaxation per cell (Eq 29, 32-33) and the chi diffusivity (Eq 34).
 
-        ``sig`` is one member's sheared-frame Sigma ``(4, ny, nx)`` at strain ``g``. Writes the
-        relaxation ratio drop/|S|, chi after the source and the diffusivity K (A^2 per unit
-        strain); returns (max K, stuck). The first sub-step runs on the whole grid; the cells
-        with strain left are gathered into a compact list and sub-stepped together, one
-        vectorised :func:`_plastic_round` per sub-step, until each has used its whole step (or
-        ``max_sub`` sub-steps in all: stuck). The scratch arrays come from :func:`plastic_scratch`.
+        ``sig`` is one member's sheared-frame Sigma ``(4, ny, nx)`` at strain ``g``; ``load`` its
+        non-plastic d|S|/dgamma of the previous step, used when ``loaded`` (the default split):
+        the cell is then integrated with d|S|/dgamma = load - 2 mu D, by linearly implicit
+        sub-steps if ``implicit`` (else forward Euler), and only the plastic drop is applied;
+        not ``loaded`` is the C++ split (load ignored). Writes the relaxation ratio drop/|S|,
+        chi after the source, the diffusivity K (A^2 per unit strain) and, when ``loaded``,
+        |S| after the plastic scaling (``sbar_rel``, for :func:`load_rate_stage`); returns
+        (max K, stuck). The first sub-step runs on the whole grid; the cells with strain left
+        are gathered into a compact list and sub-stepped together, one vectorised round per
+        sub-step, until each has used its whole step (or ``max_sub`` sub-steps in all: stuck).
+        The scratch arrays come from :func:`plastic_scratch`.
         """
         _, ny, nx = sig.shape
         n_cells = ny * nx
@@ -170,9 +260,11 @@ if AVAILABLE:
         sxy = sig[2].reshape(n_cells)
         szz = sig[3].reshape(n_cells)
         chi_f = chi.reshape(n_cells)
+        load_f = load.reshape(n_cells)
         ratio_f = ratio.reshape(n_cells)
         chi_pl_f = chi_pl.reshape(n_cells)
         kap_f = kap.reshape(n_cells)
+        sbar_rel_f = sbar_rel.reshape(n_cells)
         sbar = work[3]
         for m in range(n_cells):
             a_xx = sxx[m]
@@ -187,43 +279,79 @@ if AVAILABLE:
             dyy = pyy - mean
             dzz = a_zz - mean
             sbar[m] = math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy)
-        s_end = ratio_f  # holds |S| at the end of the step until the ratio is formed
-        # first sub-step on the whole grid (below yield the rate is zero: nothing changes there),
-        # then only the cells with strain left, compacted into the front of ``work``
+        # ``out`` holds |S| at the end of the step (explicit) or the accumulated plastic drop
+        # (implicit) until the ratio is formed
+        out = ratio_f
+        out_row = 5 if implicit else 0
+        # first sub-step on the whole grid (below yield the rate is zero: nothing changes there;
+        # loaded: a cell the load does not bring to yield within the step gets load 0 here, so it
+        # stays untouched as in the reference), then only the cells with strain left, compacted
+        # into the front of ``work``
         for m in range(n_cells):
             work[0, m] = sbar[m]
             work[1, m] = chi_f[m]
             work[2, m] = dt
-        _plastic_round(work, xs, es, kbuf, limited, n_cells, mu, eps0s, c0, chi_inf, adapt)
+        if loaded:
+            for m in range(n_cells):
+                lm = load_f[m]
+                active = sbar[m] >= 1.0 or sbar[m] + lm * dt >= 1.0
+                work[4, m] = lm if active else 0.0
+                work[5, m] = 0.0
+        _plastic_round_any(work, xs, es, kbuf, limited, n_cells, mu, eps0s, c0, chi_inf, adapt, adapt_chi, loaded,
+                           implicit)
         n = 0
         for m in range(n_cells):
-            s_end[m] = work[0, m]
+            out[m] = work[out_row, m]
             chi_pl_f[m] = work[1, m]
-        for m in range(n_cells):  # branch-free compaction (the branch would be mispredicted)
-            idx[n] = m
-            work[0, n] = work[0, m]
-            work[1, n] = work[1, m]
-            work[2, n] = work[2, m]
-            n += limited[m]
+        if loaded:
+            for m in range(n_cells):  # branch-free compaction (the branch would be mispredicted)
+                idx[n] = m
+                work[0, n] = work[0, m]
+                work[1, n] = work[1, m]
+                work[2, n] = work[2, m]
+                work[4, n] = work[4, m]
+                work[5, n] = work[5, m]
+                n += limited[m]
+        else:
+            for m in range(n_cells):
+                idx[n] = m
+                work[0, n] = work[0, m]
+                work[1, n] = work[1, m]
+                work[2, n] = work[2, m]
+                n += limited[m]
         for _ in range(max_sub - 1):
             if n == 0:
                 break
-            _plastic_round(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt)
+            _plastic_round_any(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt, adapt_chi, loaded,
+                               implicit)
             kept = 0
             for i in range(n):  # write every active cell back, keep the limited ones (branch-free)
                 m = idx[i]
-                s_end[m] = work[0, i]
+                out[m] = work[out_row, i]
                 chi_pl_f[m] = work[1, i]
                 idx[kept] = m
                 work[0, kept] = work[0, i]
                 work[1, kept] = work[1, i]
                 work[2, kept] = work[2, i]
+                work[4, kept] = work[4, i]
+                work[5, kept] = work[5, i]
                 kept += limited[i]
             n = kept
         kmax = 0.0
         for m in range(n_cells):
-            drop = sbar[m] - s_end[m]
-            ratio_f[m] = drop / sbar[m] if sbar[m] > 1e-12 else 0.0
+            sb = sbar[m]
+            if implicit:
+                drop = out[m]
+            elif loaded:  # plastic drop = |S| decrease + load over the step (load 0 where untouched)
+                lm = load_f[m]
+                lm = lm if (sb >= 1.0 or sb + lm * dt >= 1.0) else 0.0
+                drop = sb - out[m] + lm * dt
+            else:
+                drop = sb - out[m]
+            drop = max(min(drop, sb), 0.0)  # 0 <= drop <= |S| (physics.integrate_plastic_step)
+            if loaded:
+                sbar_rel_f[m] = sb - drop
+            ratio_f[m] = drop / sb if sb > 1e-12 else 0.0
             k = kfac * drop  # K = l_chi^2 D (code) or l_chi^2 sqrt(2) D / c0 (paper), D = drop/(2 mu dt)
             kap_f[m] = k
             kmax = max(kmax, k)
@@ -668,9 +796,39 @@ if AVAILABLE:
         _elastic_flat(sig_star, grad_out, gn, dt, lam, mu, sig_out)
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def run_steps(sig, chi, refmap, vel, grad, gamma0, n_steps, dt, mu, lam, eps0s, c0, chi_inf, l_chi,
-                  paper_form, adapt, max_sub, h1, h2, box, kappa1, kappa2, average, stuck):
+    def load_rate_stage(sig, sbar_rel, gn, dt, load):
+        """Non-plastic d|S|/dgamma of the step just finished (advection, Truesdell, elastic
+        increment): (|S|(Sigma at ``gn``) - |S| after the plastic scaling) / dt, into ``load`` for
+        the next step's plastic sub-steps (solver._step, loaded split)."""
+        _, ny, nx = sig.shape
+        nc = ny * nx
+        s_xx = sig[0].reshape(nc)
+        s_yy = sig[1].reshape(nc)
+        s_xy = sig[2].reshape(nc)
+        s_zz = sig[3].reshape(nc)
+        rel = sbar_rel.reshape(nc)
+        out = load.reshape(nc)
+        for m in range(nc):
+            a_yy = s_yy[m]
+            a_xy = s_xy[m]
+            a_zz = s_zz[m]
+            pxx = s_xx[m] + 2.0 * gn * a_xy + gn * gn * a_yy  # sigma = T Sigma T^T (Eq 35)
+            pxy = a_xy + gn * a_yy
+            mean = (pxx + a_yy + a_zz) / 3.0
+            dxx = pxx - mean
+            dyy = a_yy - mean
+            dzz = a_zz - mean
+            out[m] = (math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy) - rel[m]) / dt
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def run_steps(sig, chi, refmap, vel, grad, load, loaded, implicit, gamma0, n_steps, dt, mu, lam, eps0s, c0,
+                  chi_inf, l_chi, paper_form, adapt, adapt_chi, max_sub, h1, h2, box, kappa1, kappa2, average,
+                  stuck):
         """Advance every member by ``n_steps`` steps from strain ``gamma0``, in place.
+
+        ``load`` ``(B, ny, nx)``: non-plastic d|S|/dgamma of the previous step, used and updated
+        in place when ``loaded`` (the default split), untouched for the C++ split. ``implicit``:
+        linearly implicit plastic sub-steps (with ``loaded``), else the C++'s forward Euler.
 
         ``box``: True for the box derivative, then ``kappa1``, ``kappa2`` are the symbols on the
         FULL ``(ny, nx)`` fftfreq grid (operators.box_symbols_full) and ``average`` is unused;
@@ -683,6 +841,7 @@ if AVAILABLE:
         nk = nx // 2 + 1
         ratio = np.empty((ny, nx))
         work, xs, es, kbuf, idx, limited = plastic_scratch(ny * nx)
+        sbar_rel = np.empty((ny, nx))
         chi_pl = np.empty((ny, nx))
         kap = np.empty((ny, nx))
         chi_d = np.empty((ny, nx))
@@ -715,11 +874,12 @@ if AVAILABLE:
             r_cur = refmap[b]
             v_cur = vel[b]
             g_cur = grad[b]
+            l_cur = load[b]
             for step in range(n_steps):
                 g = gamma0 + step * dt
-                kmax, flag = plastic_stage(s_cur, c_cur, g, dt, mu[b], eps0s[b], c0[b], chi_inf[b], l_chi[b],
-                                           paper_form, adapt, max_sub, ratio, chi_pl, kap, work, xs, es, kbuf,
-                                           idx, limited)
+                kmax, flag = plastic_stage(s_cur, c_cur, l_cur, loaded, implicit, g, dt, mu[b], eps0s[b], c0[b],
+                                           chi_inf[b], l_chi[b], paper_form, adapt, adapt_chi, max_sub, ratio,
+                                           chi_pl, kap, sbar_rel, work, xs, es, kbuf, idx, limited)
                 if flag:
                     stuck[b] = True
                     break
@@ -740,6 +900,8 @@ if AVAILABLE:
                     for k in range(6):
                         real[k] = np.fft.irfft2(spec_out[k], s=(ny, nx))
                     finish_stage(s_star, real, gn, dt, lam[b], mu[b], s_cur, v_cur, g_cur)
+                if loaded:
+                    load_rate_stage(s_cur, sbar_rel, gn, dt, l_cur)
                 c_cur[:] = c_new
                 r_cur[:] = r_new
 
@@ -846,5 +1008,5 @@ if AVAILABLE:
 
 else:  # pragma: no cover
     exp_array = plastic_scratch = plastic_stage = diffusion_stage = transport_stage = corner_force_stage = None
-    box_solve_stage = box_finish_stage = spectral_stage = finish_stage = run_steps = None
+    box_solve_stage = box_finish_stage = spectral_stage = finish_stage = load_rate_stage = run_steps = None
     record_frame = finite_members = None

@@ -24,6 +24,7 @@ __all__ = [
     "plastic_rate_per_strain",
     "chi_source_rate",
     "integrate_plastic_step",
+    "integrate_plastic_step_implicit",
     "elastic_stress_rate",
     "truesdell_terms",
     "sheared_to_physical",
@@ -79,23 +80,30 @@ def chi_source_rate(d_rate, sbar, chi, chi_inf, c0):
 
 
 def integrate_plastic_step(sbar, chi, dt, *, mu, eps0_per_strain, c0, chi_inf, adapt_dev=2e-3,
-                           max_substeps=20000):
-    """Integrate the local plastic relaxation over one step, with adaptive sub-steps (as the C++).
+                           max_substeps=20000, load_rate=None):
+    """Integrate the local plastic relaxation over one step, with adaptive sub-steps.
 
-    Per cell, d|S|/dgamma = -2 mu D(|S|, chi) (stress in units of s_y, mu = mu_gpa / s_y_gpa) and
+    Per cell, d|S|/dgamma = g - 2 mu D(|S|, chi) (stress in units of s_y, mu = mu_gpa / s_y_gpa) and
     dchi/dgamma = 2 D |S| (chi_inf - chi) / c0 (Eq 29, 32-33) are integrated with forward-Euler
-    sub-steps, each lowering |S| by at most ``adapt_dev``; this keeps the stiff exp(-1/chi)
-    factor from overshooting. Cells below yield are untouched.
+    sub-steps of length at most ``adapt_dev / max(2 mu D, |g|)``; this keeps the stiff exp(-1/chi)
+    factor from overshooting. ``g`` (``load_rate``) is the non-plastic rate of |S| (elastic
+    loading, Truesdell, advection) of the previous step: with g = 0 (the C++) each cell relaxes
+    as if its total strain were frozen for the step, which caps a stiff cell's plastic rate at
+    about (1 - exp(-k dt)) / dt instead of k and under-resolves shear bands (first order in
+    k dt, k = d(2 mu D)/d|S|); with g the cell creeps at the stress its surroundings hold it at.
+    Cells below yield that the load does not bring to yield within the step are untouched.
 
     Parameters
     ----------
     sbar, chi : arrays of the same shape (deviator magnitude in s_y, effective temperature).
     dt : step in applied strain.
     mu, eps0_per_strain, c0, chi_inf : scalars or arrays broadcastable to ``sbar``.
+    load_rate : None (= 0, the C++) or array of ``sbar``'s shape, d|S|/dgamma without plasticity.
 
     Returns
     -------
-    drop : array, the decrease of |S| over the step (>= 0), the C++ ``ddev``.
+    drop : array, the plastic decrease of |S| over the step, int 2 mu D dgamma (>= 0; with
+        g = 0 the C++ ``ddev``).
     chi_new : array, chi after the plastic source.
     stuck : boolean array of ``sbar``'s shape, True where the sub-step cap was hit.
     """
@@ -104,7 +112,8 @@ def integrate_plastic_step(sbar, chi, dt, *, mu, eps0_per_strain, c0, chi_inf, a
     chi_new = np.array(chi, dtype=float).reshape(-1).copy()
     drop = np.zeros(sbar_flat.size)
     stuck = np.zeros(sbar_flat.size, dtype=bool)
-    idx = np.flatnonzero(sbar_flat >= 1.0)
+    load_flat = np.zeros(sbar_flat.size) if load_rate is None else np.asarray(load_rate, dtype=float).reshape(-1)
+    idx = np.flatnonzero((sbar_flat >= 1.0) | (sbar_flat + load_flat * dt >= 1.0))
     if idx.size == 0:
         return drop.reshape(shape), chi_new.reshape(shape), stuck.reshape(shape)
 
@@ -114,30 +123,118 @@ def integrate_plastic_step(sbar, chi, dt, *, mu, eps0_per_strain, c0, chi_inf, a
     mu_c, eps_c, c0_c, inf_c = (per_cell(v)[idx] for v in (mu, eps0_per_strain, c0, chi_inf))
     s = sbar_flat[idx].copy()
     c = chi_new[idx]
+    g = load_flat[idx]
     s_start = s.copy()
     remaining = np.full(idx.size, float(dt))
     for _ in range(max_substeps):
         d_rate = plastic_rate_per_strain(s, c, eps_c)
-        relax = 2.0 * mu_c * d_rate  # d|S|/dgamma from Eq 30 with D^pl = D S/|S|
-        limited = remaining * relax > adapt_dev
-        sub_dt = np.where(limited, adapt_dev / np.where(limited, relax, 1.0), remaining)
+        relax = 2.0 * mu_c * d_rate  # plastic d|S|/dgamma from Eq 30 with D^pl = D S/|S|
+        speed = np.maximum(relax, np.abs(g))  # = relax for the C++ split (g = 0)
+        limited = remaining * speed > adapt_dev
+        sub_dt = np.where(limited, adapt_dev / np.where(limited, speed, 1.0), remaining)
         remaining = np.where(limited, remaining - sub_dt, 0.0)
-        c = c + chi_source_rate(d_rate, s, c, inf_c, c0_c) * sub_dt
-        s = s - sub_dt * relax
+        c = c + chi_source_rate(d_rate, s, c, inf_c, c0_c) * sub_dt  # Eq 29 source
+        s = s + sub_dt * (g - relax)
         if not limited.any():
             break
         finished = ~limited
         if finished.any():  # write back finished cells and shrink the working set
             done = idx[finished]
-            drop[done] = s_start[finished] - s[finished]
+            drop[done] = s_start[finished] - s[finished] + g[finished] * dt
             chi_new[done] = c[finished]
             keep = limited
-            idx, s, c, s_start, remaining = idx[keep], s[keep], c[keep], s_start[keep], remaining[keep]
+            idx, s, c, s_start, remaining, g = idx[keep], s[keep], c[keep], s_start[keep], remaining[keep], g[keep]
             mu_c, eps_c, c0_c, inf_c = mu_c[keep], eps_c[keep], c0_c[keep], inf_c[keep]
     else:
         stuck[idx] = True
-    drop[idx] = s_start - s
+    drop[idx] = s_start - s + g * (dt - remaining)
     chi_new[idx] = c
+    # plastic flow only lowers |S| (with g != 0 the difference above can round to -1e-16), and the
+    # deviator is scaled by (1 - drop/|S|): never past zero. Both are no-ops for g = 0.
+    np.clip(drop, 0.0, sbar_flat, out=drop)
+    return drop.reshape(shape), chi_new.reshape(shape), stuck.reshape(shape)
+
+
+def stz_rate_and_stiffness(sbar, chi, eps0_per_strain, mu):
+    """(2 mu D, d(2 mu D)/d|S|) of Eq 32-33 for |S| >= 1 (zeros below yield), units of s_y per unit strain.
+
+    d/ds[(1 - 1/s) F(s)] = F(s)/s^2 + (1 - 1/s) F'(s) with F'(s) = 1 - exp(-s)(1 + s).
+    """
+    s = np.maximum(sbar, 1.0)
+    es = np.exp(-s)
+    f = -2.0 + s + es * (2.0 + s)  # F(|S|), Eq 33
+    amp = 2.0 * mu * eps0_per_strain * np.exp(-1.0 / chi)
+    relax = amp * (1.0 - 1.0 / s) * f  # 2 mu D, Eq 32
+    stiff = amp * (f / (s * s) + (1.0 - 1.0 / s) * (1.0 - es * (1.0 + s)))  # d(2 mu D)/d|S|
+    yielding = sbar >= 1.0
+    return np.where(yielding, relax, 0.0), np.where(yielding, stiff, 0.0)
+
+
+def integrate_plastic_step_implicit(sbar, chi, dt, load_rate, *, mu, eps0_per_strain, c0, chi_inf,
+                                    adapt_dev=2e-3, adapt_chi=1e-2, max_substeps=20000):
+    """Plastic sub-steps of d|S|/dgamma = g - 2 mu D(|S|, chi), dchi/dgamma = Eq 29 source, linearly implicit in |S|.
+
+    Each sub-step is a Rosenbrock-Euler step |S| += h (g - R) / (1 + h R') with R = 2 mu D and
+    R' = dR/d|S| (:func:`stz_rate_and_stiffness`), chi explicit. Unlike the C++'s forward Euler
+    (:func:`integrate_plastic_step`, whose sub-step bound relax * h <= adapt_dev does not bound
+    h R' and leaves an O(adapt_dev) error in the overstress |S| - 1 of stiff cells), it is stable
+    for any h, so the sub-step only has to resolve the NET change of |S| (<= ``adapt_dev``) and
+    the change of exp(-1/chi) (relative change <= ``adapt_chi``, i.e. |dchi| <= adapt_chi chi^2).
+    In steady creep (R = g) that is about one sub-step per step.
+
+    Returns (plastic drop int R dgamma (>= 0, at most |S|), chi_new, stuck) as
+    :func:`integrate_plastic_step`.
+    """
+    shape = sbar.shape
+    sbar_flat = sbar.reshape(-1)
+    load_flat = np.asarray(load_rate, dtype=float).reshape(-1)
+    chi_new = np.array(chi, dtype=float).reshape(-1).copy()
+    drop = np.zeros(sbar_flat.size)
+    stuck = np.zeros(sbar_flat.size, dtype=bool)
+    idx = np.flatnonzero((sbar_flat >= 1.0) | (sbar_flat + load_flat * dt >= 1.0))
+    if idx.size == 0:
+        return drop.reshape(shape), chi_new.reshape(shape), stuck.reshape(shape)
+
+    def per_cell(value):
+        return np.broadcast_to(np.asarray(value, dtype=float), shape).reshape(-1)
+
+    mu_c, eps_c, c0_c, inf_c = (per_cell(v)[idx] for v in (mu, eps0_per_strain, c0, chi_inf))
+    s = sbar_flat[idx].copy()
+    c = chi_new[idx]
+    g = load_flat[idx]
+    plastic = np.zeros(idx.size)
+    remaining = np.full(idx.size, float(dt))
+    for _ in range(max_substeps):
+        relax, stiff = stz_rate_and_stiffness(s, c, eps_c, mu_c)
+        net = np.abs(g - relax)
+        excess = net - adapt_dev * stiff  # |ds| = h net / (1 + h R') <= adapt_dev  <=>  h excess <= adapt_dev
+        h = np.where(excess > 0, np.minimum(remaining, adapt_dev / np.where(excess > 0, excess, 1.0)), remaining)
+        chi_rate = relax / mu_c * s * (inf_c - c) / c0_c  # Eq 29 source, 2 D |S| (chi_inf - chi) / c0
+        chi_cap = adapt_chi * c * c
+        h = np.where(np.abs(chi_rate) * h > chi_cap, chi_cap / np.maximum(np.abs(chi_rate), 1e-300), h)
+        limited = h < remaining
+        remaining = np.where(limited, remaining - h, 0.0)
+        ds = h * (g - relax) / (1.0 + h * stiff)  # Rosenbrock-Euler step of d|S|/dgamma = g - 2 mu D (Eq 30, 32)
+        plastic = plastic + (h * g - ds)
+        c = c + chi_rate * h
+        s = s + ds
+        if not limited.any():
+            break
+        finished = ~limited
+        if finished.any():  # write back finished cells and shrink the working set
+            done = idx[finished]
+            drop[done] = plastic[finished]
+            chi_new[done] = c[finished]
+            keep = limited
+            idx, s, c, g, plastic, remaining = idx[keep], s[keep], c[keep], g[keep], plastic[keep], remaining[keep]
+            mu_c, eps_c, c0_c, inf_c = mu_c[keep], eps_c[keep], c0_c[keep], inf_c[keep]
+    else:
+        stuck[idx] = True
+    drop[idx] = plastic
+    chi_new[idx] = c
+    # the linearised sub-step can give a small negative plastic increment in a stiff cell unloading
+    # fast (g < 0): plastic flow only lowers |S|; the deviator is scaled by (1 - drop/|S|): never past zero
+    np.clip(drop, 0.0, sbar_flat, out=drop)
     return drop.reshape(shape), chi_new.reshape(shape), stuck.reshape(shape)
 
 

@@ -16,7 +16,19 @@ from gego.errors import ConfigError
 from gego.stz import PAPER_OPTIMUM, SolverSettings, STZParams, VALIDATION_TARGET, simulate, simulate_batch
 from gego.stz import operators, physics
 
-VALTRUTH = Path("/work/shared/data/stz_reference/valtruth.npz")
+def _find_valtruth() -> Path:
+    """The authors' C++ output: $GEGO_VALTRUTH, else shared/ beside the repository (as CI lays it out)."""
+    import os
+
+    candidates = [os.environ.get("GEGO_VALTRUTH", ""),
+                  Path(__file__).resolve().parents[2] / "shared" / "data" / "stz_reference" / "valtruth.npz"]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    return Path(candidates[1])
+
+
+VALTRUTH = _find_valtruth()
 
 
 @pytest.fixture(scope="module")

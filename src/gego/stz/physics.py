@@ -79,6 +79,28 @@ def chi_source_rate(d_rate, sbar, chi, chi_inf, c0):
     return 2.0 * d_rate * sbar * (chi_inf - chi) / c0
 
 
+def _plastic_cells(sbar, chi, dt, load_rate, mu, eps0_per_strain, c0, chi_inf):
+    """Flattened outputs and the working set of the plastic integrators: every cell at or above
+    yield, or brought there within the step by its load rate (Eq 32: D = 0 below |S| = 1).
+
+    Returns (shape, |S| flat, chi flat (a copy, the output), drop, stuck, cell indices, then per
+    working cell: mu, eps0_per_strain, c0, chi_inf, |S|, chi, load rate).
+    """
+    shape = sbar.shape
+    sbar_flat = sbar.reshape(-1)
+    chi_new = np.array(chi, dtype=float).reshape(-1).copy()
+    drop = np.zeros(sbar_flat.size)
+    stuck = np.zeros(sbar_flat.size, dtype=bool)
+    load_flat = np.zeros(sbar_flat.size) if load_rate is None else np.asarray(load_rate, dtype=float).reshape(-1)
+    idx = np.flatnonzero((sbar_flat >= 1.0) | (sbar_flat + load_flat * dt >= 1.0))
+
+    def per_cell(value):
+        return np.broadcast_to(np.asarray(value, dtype=float), shape).reshape(-1)[idx]
+
+    params = tuple(per_cell(v) for v in (mu, eps0_per_strain, c0, chi_inf))
+    return (shape, sbar_flat, chi_new, drop, stuck, idx, *params, sbar_flat[idx].copy(), chi_new[idx], load_flat[idx])
+
+
 def integrate_plastic_step(sbar, chi, dt, *, mu, eps0_per_strain, c0, chi_inf, adapt_dev=2e-3,
                            max_substeps=20000, load_rate=None):
     """Integrate the local plastic relaxation over one step, with adaptive sub-steps.
@@ -107,23 +129,11 @@ def integrate_plastic_step(sbar, chi, dt, *, mu, eps0_per_strain, c0, chi_inf, a
     chi_new : array, chi after the plastic source.
     stuck : boolean array of ``sbar``'s shape, True where the sub-step cap was hit.
     """
-    shape = sbar.shape
-    sbar_flat = sbar.reshape(-1)
-    chi_new = np.array(chi, dtype=float).reshape(-1).copy()
-    drop = np.zeros(sbar_flat.size)
-    stuck = np.zeros(sbar_flat.size, dtype=bool)
-    load_flat = np.zeros(sbar_flat.size) if load_rate is None else np.asarray(load_rate, dtype=float).reshape(-1)
-    idx = np.flatnonzero((sbar_flat >= 1.0) | (sbar_flat + load_flat * dt >= 1.0))
+    cells = _plastic_cells(sbar, chi, dt, load_rate, mu, eps0_per_strain, c0, chi_inf)
+    shape, sbar_flat, chi_new, drop, stuck, idx = cells[:6]
     if idx.size == 0:
         return drop.reshape(shape), chi_new.reshape(shape), stuck.reshape(shape)
-
-    def per_cell(value):
-        return np.broadcast_to(np.asarray(value, dtype=float), shape).reshape(-1)
-
-    mu_c, eps_c, c0_c, inf_c = (per_cell(v)[idx] for v in (mu, eps0_per_strain, c0, chi_inf))
-    s = sbar_flat[idx].copy()
-    c = chi_new[idx]
-    g = load_flat[idx]
+    mu_c, eps_c, c0_c, inf_c, s, c, g = cells[6:]
     s_start = s.copy()
     remaining = np.full(idx.size, float(dt))
     for _ in range(max_substeps):
@@ -185,23 +195,11 @@ def integrate_plastic_step_implicit(sbar, chi, dt, load_rate, *, mu, eps0_per_st
     Returns (plastic drop int R dgamma (>= 0, at most |S|), chi_new, stuck) as
     :func:`integrate_plastic_step`.
     """
-    shape = sbar.shape
-    sbar_flat = sbar.reshape(-1)
-    load_flat = np.asarray(load_rate, dtype=float).reshape(-1)
-    chi_new = np.array(chi, dtype=float).reshape(-1).copy()
-    drop = np.zeros(sbar_flat.size)
-    stuck = np.zeros(sbar_flat.size, dtype=bool)
-    idx = np.flatnonzero((sbar_flat >= 1.0) | (sbar_flat + load_flat * dt >= 1.0))
+    cells = _plastic_cells(sbar, chi, dt, load_rate, mu, eps0_per_strain, c0, chi_inf)
+    shape, sbar_flat, chi_new, drop, stuck, idx = cells[:6]
     if idx.size == 0:
         return drop.reshape(shape), chi_new.reshape(shape), stuck.reshape(shape)
-
-    def per_cell(value):
-        return np.broadcast_to(np.asarray(value, dtype=float), shape).reshape(-1)
-
-    mu_c, eps_c, c0_c, inf_c = (per_cell(v)[idx] for v in (mu, eps0_per_strain, c0, chi_inf))
-    s = sbar_flat[idx].copy()
-    c = chi_new[idx]
-    g = load_flat[idx]
+    mu_c, eps_c, c0_c, inf_c, s, c, g = cells[6:]
     plastic = np.zeros(idx.size)
     remaining = np.full(idx.size, float(dt))
     for _ in range(max_substeps):

@@ -290,3 +290,15 @@ def test_atom_frame_store_errors_and_pickling(reference_file, tmp_path):
         assert fragment in _one_line(info) and str(path) in str(info.value)
     with pytest.raises(ConfigError, match=".npz"):
         AtomFrameWriter(tmp_path / "atoms.bin")
+
+
+def test_report_shows_the_reference_at_the_points_c(c_problem):
+    """`gego report` draws the reference fields the objective compared at the best point: at its c."""
+    from gego.workflows.report import reference_at_point
+
+    _, problem = c_problem
+    base = problem.coarse_graining.reference
+    at_40 = reference_at_point(problem, base, [40.0])
+    assert at_40.attrs["coarse_graining_length_c"] == pytest.approx(40.0)
+    k = int(problem.coarse_graining.recoarse.frames[-1])
+    assert not np.allclose(np.asarray(at_40["strain_xy_eng"][k]), np.asarray(reference_at_point(problem, base, [20.0])["strain_xy_eng"][k]))

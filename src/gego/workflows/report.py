@@ -542,6 +542,7 @@ def make_report(paths, out: str | Path, *, quiet: bool = False, simulate: bool =
             reference, md = _reference_for(best_run)
             problem = build_problem(best_run.config, reference, energy_source=md)
             x_best = [summary["best"][n] for n in names]
+            reference = reference_at_point(problem, reference, x_best)
             result = problem.simulate(x_best)
             paper = None
             if config.workflow == "calibrate" and set(names) <= {"c0", "s_y", "beta", "E0"}:
@@ -572,6 +573,14 @@ def _fig3(out: Path) -> list[Path]:
     d = fig3_distances(fields)
     rows = [[kind, d[kind]["shifted"], d[kind]["homogeneous"]] for kind in ("grassmann", "euclidean")]
     return [Path(png), _write_csv(out / "fig3.csv", ["distance", "band_vs_shifted_band", "band_vs_homogeneous"], rows)]
+
+
+def reference_at_point(problem, reference, x):
+    """The reference as the objective saw it at `x`: re-coarse-grained at the point's c (Eq 37)
+    when c is calibrated or fixed, else `reference` itself."""
+    if problem.coarse_graining is None:
+        return reference
+    return problem.coarse_graining.reference_at(float(problem.values(x)["c"]))
 
 
 def _field_figures(problem, reference, result, best: dict, out: Path) -> list[Path]:

@@ -415,3 +415,21 @@ def test_grid_refinement_32_to_64(energy):
     pos32 = (out[32].strain_xy_eng[-1].mean(axis=1).argmax() + 0.5) / 32
     pos64 = (out[64].strain_xy_eng[-1].mean(axis=1).argmax() + 0.5) / 64
     assert abs(pos32 - pos64) <= 2 / 32
+
+
+def test_a_member_that_goes_non_finite_is_rerun_with_finer_steps(energy):
+    """A very brittle point of the calibration box (elastic to ~9.6 GPa, then an avalanche) outruns
+    15 steps/frame near the end; it is re-run at 30 and succeeds, its batch partner is untouched."""
+    brittle = dataclasses.replace(PAPER_OPTIMUM, c0=0.61372316, s_y_gpa=0.87552321, beta_per_ev=14.41874989,
+                                  e0_ev=-3.36159762, chi_inf=None)
+    coarse = SolverSettings(steps_per_frame=15)
+    failed = simulate(brittle, energy[0], energy_final_ev=energy[-1],
+                      settings=dataclasses.replace(coarse, refine_on_failure=0))
+    assert failed.status == "failed" and failed.reason.startswith("non-finite")
+    good, rerun = simulate_batch([PAPER_OPTIMUM, brittle], energy[0], energy_final_ev=energy[-1], settings=coarse)
+    assert rerun.ok and rerun.settings.steps_per_frame == 30 and good.settings.steps_per_frame == 15
+    assert np.all(np.isfinite(rerun.stress_xy_gpa)) and rerun.stress_xy_gpa.max() > 9.0
+    alone = simulate(PAPER_OPTIMUM, energy[0], energy_final_ev=energy[-1], settings=coarse)
+    assert np.array_equal(alone.strain_xy_eng, good.strain_xy_eng)
+    with pytest.raises(ConfigError, match="refine_on_failure"):
+        SolverSettings(refine_on_failure=-1).validate()

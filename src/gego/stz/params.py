@@ -148,6 +148,9 @@ class SolverSettings:
     backend : ``"numpy"`` = the readable reference step; ``"numba"`` = the compiled kernels of
         :mod:`gego.stz.fast` (same arithmetic); ``"auto"`` = numba when installed.
     threads : split a batch into this many chunks run in parallel threads (results unchanged).
+    refine_on_failure : a member whose state turns non-finite (an avalanche in a very brittle,
+        low-chi cell outrunning the step) is re-run with twice the steps per frame, at most this
+        many times; its result's ``settings`` say which step count it used (0 = report the failure).
     """
 
     n: int = 32
@@ -168,6 +171,7 @@ class SolverSettings:
     store_stress_fields: bool = False
     backend: Literal["auto", "numpy", "numba"] = "auto"
     threads: int = 1
+    refine_on_failure: int = 2
 
     @property
     def nx(self) -> int:
@@ -187,6 +191,8 @@ class SolverSettings:
             value = getattr(self, name)
             if not (isinstance(value, numbers.Integral) and value >= 1):
                 raise ConfigError(f"solver setting {name} must be a positive integer, got {value!r}")
+        if not (isinstance(self.refine_on_failure, numbers.Integral) and self.refine_on_failure >= 0):
+            raise ConfigError(f"solver setting refine_on_failure must be an integer >= 0, got {self.refine_on_failure!r}")
         if self.n < 4 or self.n_y < 4:
             raise ConfigError(f"solver setting n/ny must be >= 4, got {self.n} x {self.n_y}")
         for name in ("cell_length_angstrom", "gamma_final", "adapt_dev", "adapt_chi", "max_wall_s"):

@@ -494,6 +494,8 @@ def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *
     -------
     list of :class:`STZResult`, one per parameter set, in order. Numerical failures
     (non-finite state, sub-step cap, wall-time cap) give ``status="failed"`` with a reason.
+        A member that turns non-finite is first re-run with twice the steps per frame (at
+        most ``settings.refine_on_failure`` times; the result's ``settings`` show the count used).
 
     Raises
     ------
@@ -536,6 +538,16 @@ def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *
             status="failed" if reasons[b] else "ok", reason=reasons[b], params=p, settings=settings,
             gamma=gamma_frames.copy(), wall_time_s=wall, stress_fields=stress_fields,
             **{name: buffers.named[name][b] for name in list(_FIELD_NAMES) + list(_MEAN_NAMES)}))
+    # A member that went non-finite (a brittle avalanche outrunning the step) is re-run on its own
+    # with twice the steps per frame; the others keep their results (members are independent).
+    retry = [b for b, reason in enumerate(reasons) if reason.startswith("non-finite")]
+    if retry and settings.refine_on_failure > 0:
+        finer = dataclasses.replace(settings, steps_per_frame=2 * settings.steps_per_frame,
+                                    refine_on_failure=settings.refine_on_failure - 1)
+        redone = simulate_batch([params[b] for b in retry], energy_initial_ev, energy_final_ev=energy_final_ev,
+                                settings=finer)
+        for b, result in zip(retry, redone):
+            results[b] = result
     return results
 
 

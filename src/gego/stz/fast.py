@@ -121,39 +121,11 @@ if AVAILABLE:
                 np.empty(n_cells, dtype=np.bool_))
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def _plastic_round(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt):
-        """One adaptive sub-step (Eq 29, 32-33) for the ``n`` active cells held in ``work``.
-
-        ``work`` rows: |S|, chi, remaining strain of the step. Each sub-step lowers |S| by at most
-        ``adapt`` (the C++ scheme); ``limited[i]`` says cell i has strain left after it.
-        """
-        s = work[0]
-        c = work[1]
-        rem = work[2]
-        for i in range(n):
-            xs[i] = -s[i]
-            xs[n + i] = -1.0 / c[i]
-        exp_array(xs, es, kbuf, 2 * n)
-        for i in range(n):
-            si = s[i]
-            ci = c[i]
-            sf = -2.0 + si + es[i] * (2.0 + si)  # Eq 33
-            d_rate = eps0s * es[n + i] * (1.0 - 1.0 / si) * sf  # Eq 32
-            d_rate = d_rate if si >= 1.0 else 0.0
-            relax = 2.0 * mu * d_rate
-            rem_i = rem[i]
-            lim = rem_i * relax > adapt
-            sub = adapt / relax if lim else rem_i
-            rem[i] = rem_i - sub if lim else 0.0
-            c[i] = ci + 2.0 * d_rate * si * (chi_inf - ci) / c0 * sub  # Eq 29 source
-            s[i] = si - sub * relax
-            limited[i] = lim
-
-    @njit(cache=True, nogil=True, error_model="numpy")
     def _plastic_round_loaded(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt):
         """One forward-Euler sub-step of d|S|/dgamma = g - 2 mu D (physics.integrate_plastic_step with
         ``load_rate``) for the ``n`` active cells in ``work`` (rows |S|, chi, remaining strain, -,
-        load g). The sub-step moves |S| by at most ``adapt`` through either term."""
+        load g). The sub-step moves |S| by at most ``adapt`` through either term. With g = 0 this is
+        the C++ scheme to the bit (speed = 2 mu D >= 0, si + h (0 - R) = si - h R exactly)."""
         s = work[0]
         c = work[1]
         rem = work[2]
@@ -223,14 +195,11 @@ if AVAILABLE:
             limited[i] = lim
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def _plastic_round_any(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt, adapt_chi, loaded,
-                           implicit):
+    def _plastic_round_any(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt, adapt_chi, implicit):
         if implicit:
             _plastic_round_implicit(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt, adapt_chi)
-        elif loaded:
+        else:  # the C++ split runs with its load row at zero
             _plastic_round_loaded(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt)
-        else:
-            _plastic_round(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt)
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def plastic_stage(sig, chi, load, loaded, implicit, g, dt, mu, eps0s, c0, chi_inf, l_chi, paper_form, adapt,
@@ -291,39 +260,29 @@ if AVAILABLE:
             work[0, m] = sbar[m]
             work[1, m] = chi_f[m]
             work[2, m] = dt
-        if loaded:
-            for m in range(n_cells):
-                lm = load_f[m]
-                active = sbar[m] >= 1.0 or sbar[m] + lm * dt >= 1.0
-                work[4, m] = lm if active else 0.0
-                work[5, m] = 0.0
-        _plastic_round_any(work, xs, es, kbuf, limited, n_cells, mu, eps0s, c0, chi_inf, adapt, adapt_chi, loaded,
+        for m in range(n_cells):
+            lm = load_f[m] if loaded else 0.0
+            active = sbar[m] >= 1.0 or sbar[m] + lm * dt >= 1.0
+            work[4, m] = lm if active else 0.0
+            work[5, m] = 0.0
+        _plastic_round_any(work, xs, es, kbuf, limited, n_cells, mu, eps0s, c0, chi_inf, adapt, adapt_chi,
                            implicit)
         n = 0
         for m in range(n_cells):
             out[m] = work[out_row, m]
             chi_pl_f[m] = work[1, m]
-        if loaded:
-            for m in range(n_cells):  # branch-free compaction (the branch would be mispredicted)
-                idx[n] = m
-                work[0, n] = work[0, m]
-                work[1, n] = work[1, m]
-                work[2, n] = work[2, m]
-                work[4, n] = work[4, m]
-                work[5, n] = work[5, m]
-                n += limited[m]
-        else:
-            for m in range(n_cells):
-                idx[n] = m
-                work[0, n] = work[0, m]
-                work[1, n] = work[1, m]
-                work[2, n] = work[2, m]
-                n += limited[m]
+        for m in range(n_cells):  # branch-free compaction (the branch would be mispredicted)
+            idx[n] = m
+            work[0, n] = work[0, m]
+            work[1, n] = work[1, m]
+            work[2, n] = work[2, m]
+            work[4, n] = work[4, m]
+            work[5, n] = work[5, m]
+            n += limited[m]
         for _ in range(max_sub - 1):
             if n == 0:
                 break
-            _plastic_round_any(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt, adapt_chi, loaded,
-                               implicit)
+            _plastic_round_any(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt, adapt_chi, implicit)
             kept = 0
             for i in range(n):  # write every active cell back, keep the limited ones (branch-free)
                 m = idx[i]

@@ -13,9 +13,13 @@ Figures (medians of several repeats; the machine is shared, so compare ratios wi
 * ``scaling_n``: time per step versus grid size N (32 ... 256) in the elastic and the plastic
   phase; ``scaling_batch``: per member versus batch size.
 * ``convergence``: band peak 2E_xy at strain 0.5, row-mean peak and peak stress versus steps per
-  frame for the default (loaded) plastic split and the C++ split, each count's signed deviation
+  frame (the base count; the loaded split refines stiff frames) for the default plastic split and
+  the C++ split (fixed steps, as the C++), each count's signed deviation
   from a refined limit (the loaded split at 960 steps per frame; 480 with --quick) and the
   smallest count within 2 % of it per split.
+* ``table2_random``: band peak at the default settings and at 15 fixed steps per frame against 960
+  fixed steps (240 with --quick) on 40 random points of the Table 2 bounds (8 with --quick), with
+  each default run's CPU time and step count (the stiff-bulk refinement's cost).
 * ``grid_refinement``: 32 versus 64 cells (stress curve and band position).
 
 ``--baseline FILE.py``: a module file defining ``simulate`` and ``simulate_batch`` (e.g. a copy
@@ -317,7 +321,7 @@ def _band_row(p, energy, settings):
     return {"steps_per_frame": settings.steps_per_frame, "band_peak_2exy": float(field.max()),
             "band_row_mean_peak": float(field.mean(axis=1).max()), "band_row": int(field.mean(axis=1).argmax()),
             "peak_stress_gpa": float(np.nanmax(res.stress_xy_gpa)), "final_stress_gpa": float(res.stress_xy_gpa[-1]),
-            "status": res.status, "cpu_s": cpu}
+            "status": res.status, "cpu_s": cpu, "total_steps": int(res.steps_per_frame_used.sum())}
 
 
 def bench_convergence(energy, steps_by_split, presets, limit_steps):
@@ -330,12 +334,15 @@ def bench_convergence(energy, steps_by_split, presets, limit_steps):
     out = {}
     default = SolverSettings()
     for name, p in presets.items():
-        limit = _band_row(p, energy, dataclasses.replace(default, steps_per_frame=limit_steps))
-        entry = {"limit": limit, "limit_settings": f"plastic_split=loaded, steps_per_frame={limit_steps}"}
+        limit = _band_row(p, energy, dataclasses.replace(default, steps_per_frame=limit_steps, stiff_step_limit=None))
+        entry = {"limit": limit, "limit_settings": f"plastic_split=loaded, steps_per_frame={limit_steps} fixed"}
         for split, steps_list in steps_by_split.items():
             substeps = "implicit" if split == "loaded" else "explicit"
+            # the C++ split at fixed steps (as the C++); the loaded split with the default refinement
+            stiff = default.stiff_step_limit if split == "loaded" else None
             rows = [_band_row(p, energy, dataclasses.replace(default, steps_per_frame=spf, plastic_split=split,
-                                                             plastic_substeps=substeps)) for spf in steps_list]
+                                                             plastic_substeps=substeps, stiff_step_limit=stiff))
+                    for spf in steps_list]
             for r in rows:
                 r["band_peak_rel_err_vs_limit"] = r["band_peak_2exy"] / limit["band_peak_2exy"] - 1
                 r["peak_stress_rel_err_vs_limit"] = r["peak_stress_gpa"] / limit["peak_stress_gpa"] - 1
@@ -350,6 +357,30 @@ def bench_convergence(energy, steps_by_split, presets, limit_steps):
             entry["default_band_peak_rel_err_vs_limit"] = default_row["band_peak_rel_err_vs_limit"]
         out[name] = entry
     return out
+
+
+def bench_table2_random(energy, size, limit_steps, seed=12):
+    """Band peak at the default settings (and at 15 fixed steps per frame) against fixed ``limit_steps``
+    on ``size`` random points of the Table 2 bounds, with the CPU time and steps of each default run."""
+    default = SolverSettings()
+    rows = []
+    for i, p in enumerate(table2_batch(size, seed=seed)):
+        limit = _band_row(p, energy, dataclasses.replace(default, steps_per_frame=limit_steps, stiff_step_limit=None))
+        run = _band_row(p, energy, default)
+        fixed = _band_row(p, energy, dataclasses.replace(default, stiff_step_limit=None))
+        rows.append({"point": i, "c0": p.c0, "s_y_gpa": p.s_y_gpa, "beta_per_ev": p.beta_per_ev, "e0_ev": p.e0_ev,
+                     "band_peak_limit": limit["band_peak_2exy"], "default_cpu_s": run["cpu_s"],
+                     "default_total_steps": run["total_steps"],
+                     "default_band_peak_rel_err": run["band_peak_2exy"] / limit["band_peak_2exy"] - 1,
+                     "fixed15_band_peak_rel_err": fixed["band_peak_2exy"] / limit["band_peak_2exy"] - 1})
+    errs = np.abs([r["default_band_peak_rel_err"] for r in rows])
+    cpu = np.array([r["default_cpu_s"] for r in rows])
+    return {"points": rows, "summary": {
+        "limit": f"steps_per_frame={limit_steps} fixed", "n_points": len(rows), "seed": seed,
+        "default_within_2pct": int((errs <= 0.02).sum()), "default_max_abs_rel_err": float(errs.max()),
+        "fixed15_within_2pct": int((np.abs([r["fixed15_band_peak_rel_err"] for r in rows]) <= 0.02).sum()),
+        "default_cpu_s_median": float(np.median(cpu)), "default_cpu_s_p90": float(np.percentile(cpu, 90)),
+        "default_cpu_s_max": float(cpu.max()), "runs_over_0.3_s": int((cpu > 0.3).sum())}}
 
 
 def bench_grid(energy):
@@ -367,7 +398,7 @@ def bench_grid(energy):
     return out
 
 
-SECTIONS = ("single", "batch", "cost_split", "scaling", "convergence", "grid")
+SECTIONS = ("single", "batch", "cost_split", "scaling", "convergence", "table2_random", "grid")
 
 
 def main(argv=None):
@@ -411,6 +442,8 @@ def main(argv=None):
                        "table2_corner(c0=0.05,s_y=1.15,beta=8,E0=-3.368)": STZParams(
                            c0=0.05, s_y_gpa=1.15, beta_per_ev=8.0, e0_ev=-3.368)}
         report["convergence"] = bench_convergence(energy, steps, presets, 480 if args.quick else 960)
+    if "table2_random" in sections:
+        report["table2_random"] = bench_table2_random(energy, 8 if args.quick else 40, 240 if args.quick else 960)
     if "grid" in sections and not args.quick:
         report["grid_refinement"] = bench_grid(energy)
     report["load_average_end"] = os.getloadavg()

@@ -44,7 +44,22 @@ def test_simulate_text_energy_and_bad_input(tmp_path, capsys):
 
 
 def test_cli_default_steps_match_solver_default():
-    from gego.cli.simulate import DEFAULT_STEPS_PER_FRAME
+    from gego.cli.simulate import DEFAULT_STEPS_PER_FRAME, DEFAULT_STIFF_STEP_LIMIT
     from gego.stz import SolverSettings
 
     assert DEFAULT_STEPS_PER_FRAME == SolverSettings().steps_per_frame
+    assert DEFAULT_STIFF_STEP_LIMIT == SolverSettings().stiff_step_limit
+
+
+def test_cli_stiff_step_limit_zero_means_fixed_steps(tmp_path):
+    """--stiff-step-limit 0 runs every frame at --steps-per-frame (recorded in the file)."""
+    import xarray as xr
+
+    from gego.cli import main
+
+    out = tmp_path / "run.nc"
+    assert main(["simulate", "--frames", "4", "--gamma-final", "0.04", "--stiff-step-limit", "0",
+                 "--out", str(out)]) == 0
+    with xr.open_dataset(out) as ds:
+        assert ds.attrs["setting_stiff_step_limit"] == "none"
+        assert ds["steps_per_frame_used"].values.tolist() == [0, 15, 15, 15, 15]

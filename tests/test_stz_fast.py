@@ -203,3 +203,17 @@ def test_compiled_frame_recording_matches_numpy_record():
     state.chi[1, 2, 3] = -0.1
     state.refmap[2, 0, 0, 0] = np.nan
     assert list(solver._finite_members_compiled(state)) == list(solver._finite_members(state)) == [True, False, False]
+
+
+def test_numba_matches_numpy_where_frames_are_refined(stiff_bulk):
+    """The stiff-bulk refinement (frames of 120-240 steps) gives the same numbers on both backends."""
+    from gego.datasets import load_cuzr
+
+    energy = load_cuzr()["energy"].values
+    settings = SolverSettings(n_frames=30, gamma_final=0.15)
+    ref, got = (simulate_batch([stiff_bulk], energy[0], energy_final_ev=energy[-1],
+                               settings=dataclasses.replace(settings, backend=b))[0] for b in ("numpy", "numba"))
+    assert ref.ok and got.ok and ref.steps_per_frame_used.max() > 15
+    assert np.array_equal(ref.steps_per_frame_used, got.steps_per_frame_used)
+    for name in ("strain_xy_eng", "chi", "stress_xy_gpa"):
+        assert np.abs(ref[name] - got[name]).max() <= 1e-10 * max(1.0, np.abs(ref[name]).max())

@@ -216,3 +216,15 @@ def test_chi_inf_derived_or_number():
     assert stz_params_from_values({"chi_inf": "derived"}).chi_inf is None
     assert stz_params_from_values({"chi_inf": 0.13}).chi_inf == 0.13
     assert math.isclose(load_config(overrides=["fixed.chi_inf=0.13"]).fixed["chi_inf"], 0.13)
+
+
+def test_solver_stiff_step_limit_zero_means_fixed_steps():
+    """TOML has no null: [solver] stiff_step_limit = 0 turns the stiff-frame refinement off."""
+    from gego.stz import SolverSettings
+    from gego.workflows.problem import solver_settings
+
+    assert solver_settings(load_config()).stiff_step_limit == SolverSettings().stiff_step_limit
+    assert solver_settings(load_config(overrides=["solver.stiff_step_limit=0"])).stiff_step_limit is None
+    assert solver_settings(load_config(overrides=["solver.stiff_step_limit=8"])).stiff_step_limit == 8.0
+    with pytest.raises(ConfigError, match="stiff_step_limit"):
+        solver_settings(load_config(overrides=["solver.stiff_step_limit=-1"]))

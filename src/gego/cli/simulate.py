@@ -52,6 +52,9 @@ def add_parser(subparsers, name: str, help_text: str):
                    help="final energy field for deriving chi_inf (same formats); default: last frame of"
                         " --energy if it has frames, else bundled CuZr pe.MD.100")
     p.add_argument("--stress-fields", action="store_true", help="also store the physical stress fields")
+    p.add_argument("--stiff-step-limit", type=float, default=DEFAULT_STIFF_STEP_LIMIT, metavar="KDT",
+                   help="frames where a tenth of the cells flow stiffly take more steps until k dt <= KDT"
+                        f" (default {DEFAULT_STIFF_STEP_LIMIT:g}; 0 = always --steps-per-frame, as the C++)")
     p.add_argument("--backend", choices=["auto", "numpy", "numba"], default="auto",
                    help="numba kernels (default when installed) or the readable numpy reference step")
     p.add_argument("--out", type=Path, required=True, help="output NetCDF file")
@@ -62,6 +65,7 @@ def add_parser(subparsers, name: str, help_text: str):
 # = SolverSettings().steps_per_frame, written out so that `gego --help` does not import the
 # solver (and numba); tests/test_stz_cli.py checks the two agree.
 DEFAULT_STEPS_PER_FRAME = 15
+DEFAULT_STIFF_STEP_LIMIT = 4.0  # = SolverSettings().stiff_step_limit
 
 
 def _read_energy(path: Path) -> np.ndarray:
@@ -99,7 +103,9 @@ def run(args) -> int:
                  "bulk_gpa": args.bulk, "tau0_s": args.tau0, "rate_per_s": args.rate}
     params = dataclasses.replace(params, **{k: v for k, v in overrides.items() if v is not None})
     params = dataclasses.replace(params, chi_inf=args.chi_inf)  # None = derive from final energy
+    stiff = None if args.stiff_step_limit == 0 else args.stiff_step_limit
     settings = SolverSettings(n=args.grid, n_frames=args.frames, steps_per_frame=args.steps_per_frame,
+                              stiff_step_limit=stiff,
                               gamma_final=args.gamma_final, diffusion=args.diffusion,
                               store_stress_fields=args.stress_fields, backend=args.backend).validate()
     bundled = None

@@ -28,6 +28,14 @@ not bound h k either (an O(adapt_dev) overstress error in stiff cells at any dt)
 linearly implicit sub-steps by default. ``plastic_split="cpp", plastic_substeps="explicit"``
 is the authors' scheme as coded in their C++ (bit for bit this solver before the change).
 
+Steps per frame: ``settings.steps_per_frame`` (15) unless a tenth of the cells flow stiffly at
+yield in the frame (:func:`frame_steps`: plastic stiffness k with k dt > ``stiff_step_limit``,
+counting the cells that reach yield within the frame); those frames take 2^j times the steps.
+At high chi the whole sample yields at once and the band grows by an instability; each cell
+relaxes on a strain scale 1/k but feels its neighbours only through the lagged projection, so a
+coarse step slows the instability (band peak 20-40 % low at 15 fixed steps on the hottest
+Table-2 points). Each member chooses its own counts, so batch results equal single runs.
+
 The state is batched: every array carries a leading axis over parameter sets, so one call
 advances a whole batch; parameters enter as ``(B, 1, 1)`` arrays. :func:`_step` is the
 readable numpy reference of one step; with numba (and rocket-fft) installed, whole frames run
@@ -83,6 +91,8 @@ class STZResult:
     stress_fields : dict of ``(frames, ny, nx)`` physical stress fields in GPa, only when
         ``settings.store_stress_fields``.
     wall_time_s : wall time of the run (of the batch call divided by its size for batches), s.
+    steps_per_frame_used : ``(frames,)`` quasi-static steps taken to reach each frame (0 for the
+        initial one; more than ``settings.steps_per_frame`` where ``stiff_step_limit`` refined).
 
     A failed run keeps the frames computed before the failure; later frames are NaN.
     """
@@ -107,6 +117,7 @@ class STZResult:
     chi_mean: np.ndarray
     wall_time_s: float
     stress_fields: dict[str, np.ndarray] = field(default_factory=dict)
+    steps_per_frame_used: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def ok(self) -> bool:
@@ -136,6 +147,8 @@ class STZResult:
         for name, arr in self.stress_fields.items():
             fields[name] = (("frame", "y", "x"), arr)
         means = {name: (("frame",), getattr(self, name)) for name in _MEAN_NAMES}
+        if self.steps_per_frame_used.size == self.gamma.size:
+            means["steps_per_frame_used"] = (("frame",), self.steps_per_frame_used)
         attrs = {"status": self.status, "reason": self.reason, "wall_time_s": float(self.wall_time_s),
                  "stress_units": "GPa", "strain_xy_eng": "2 E_xy (Green-Lagrange)",
                  "grid": f"{self.settings.n_y} x {self.settings.nx}"}
@@ -356,6 +369,7 @@ class _Buffers:
     fields: np.ndarray
     means: np.ndarray
     stress: np.ndarray
+    steps: np.ndarray  # (B, frames) steps taken to reach each frame (0 for frame 0)
     named: dict
 
     @classmethod
@@ -365,7 +379,7 @@ class _Buffers:
         stress = np.full((len(_STRESS_FIELD_NAMES) if store_stress else 0, n_batch, n_out, ny, nx), np.nan)
         named = {**dict(zip(_FIELD_NAMES, fields)), **dict(zip(_MEAN_NAMES, means)),
                  **dict(zip(_STRESS_FIELD_NAMES, stress))}
-        return cls(fields, means, stress, named)
+        return cls(fields, means, stress, np.zeros((n_batch, n_out), dtype=np.int64), named)
 
 
 def _record(buffers: _Buffers, k, members, state: _State, gamma, mat: _Material, h1, h2, store_stress):
@@ -415,6 +429,58 @@ def _finite_members(state: _State) -> np.ndarray:
     return ok
 
 
+_STIFF_QUANTILE = 90.0  # percent: the k that a tenth of the cells exceed
+
+
+def frame_steps(state: _State, gamma: float, mat: _Material, settings: SolverSettings) -> np.ndarray:
+    """Steps of the next frame per member: ``steps_per_frame`` doubled until k dt <= ``stiff_step_limit``.
+
+    k is the 90th percentile over cells of the plastic stiffness d(2 mu D)/d|S| (Eq 32-33) of
+    the state at the frame's start: where a band or the whole sample flows at yield with a high
+    chi, its cells relax on a strain scale 1/k and are coupled only through the lagged
+    projection, which slows the instability that grows the band unless k dt is O(1). Cells
+    below yield have k = 0, so elastic frames keep the base step; at moderate chi (the presets)
+    even the band's cells have k dt < 1.5 at 15 steps. Not the median: once a band carries the
+    flow, most cells unload while the band (a few rows) still needs the finer step.
+    """
+    base = settings.steps_per_frame
+    n_members = state.chi.shape[0]
+    if settings.stiff_step_limit is None:
+        return np.full(n_members, base)
+    sig = state.sigma
+    sbar = physics.deviator_magnitude(*physics.sheared_to_physical(gamma, sig[:, 0], sig[:, 1], sig[:, 2], sig[:, 3]))
+    dgamma = settings.gamma_final / settings.n_frames
+    # a cell that its non-plastic loading rate takes to yield within the frame counts as yielding:
+    # the first yield (the whole sample at once, where chi is high) seeds the band's heterogeneity
+    reaches_yield = sbar + np.maximum(state.load_rate, 0.0) * dgamma >= 1.0
+    _, stiffness = physics.stz_rate_and_stiffness(np.where(reaches_yield, np.maximum(sbar, 1.0), sbar), state.chi,
+                                                  mat.eps0_per_strain, mat.mu)
+    k_stiff = np.percentile(stiffness.reshape(n_members, -1), _STIFF_QUANTILE, axis=1)
+    ratio = k_stiff * dgamma / (settings.stiff_step_limit * base)  # k dt at the base step / limit
+    ratio = np.where(np.isfinite(ratio), ratio, np.inf)
+    doublings = np.ceil(np.log2(np.maximum(ratio, 1.0), where=ratio < np.inf, out=np.full(n_members, 64.0)))
+    steps = base * np.exp2(np.minimum(doublings, 30)).astype(np.int64)
+    return np.maximum(base, np.minimum(steps, settings.max_steps_per_frame))
+
+
+def _advance_frame(state: _State, mat: _Material, gamma0: float, n_steps: int, settings: SolverSettings,
+                   use_fast: bool, wn, h1: float, h2: float) -> tuple[_State, np.ndarray]:
+    """Advance every member of ``state`` by one frame of ``n_steps`` steps; returns (state, stuck per member)."""
+    dt = settings.gamma_final / (settings.n_frames * n_steps)
+    if use_fast:  # whole frame in compiled code; state updated in place
+        return state, _run_compiled_steps(state, gamma0, n_steps, dt, mat, settings)
+    stuck_any = np.zeros(state.chi.shape[0], dtype=bool)
+    for j in range(n_steps):
+        state, stuck = _step(state, gamma0 + j * dt, dt, mat, settings, wn, h1, h2)
+        stuck_any |= stuck  # a stuck member is retired after the frame; the others finish it
+    return state, stuck_any
+
+
+def _put(state: _State, idx: np.ndarray, part: _State) -> None:
+    for f in dataclasses.fields(state):
+        getattr(state, f.name)[idx] = getattr(part, f.name)
+
+
 def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray, settings: SolverSettings,
                  use_fast: bool, t_start: float, buffers: _Buffers, reasons: list[str]) -> None:
     """Integrate the batch members ``members`` (indices into ``params``), writing their rows of ``buffers``."""
@@ -424,7 +490,6 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
                                settings.derivative)
     mat = _Material.from_params([params[m] for m in members])
     n_out = settings.n_frames + 1
-    dt = settings.gamma_final / (settings.n_frames * settings.steps_per_frame)
     gamma_frames = settings.gamma_final * np.arange(n_out) / settings.n_frames
     n = members.size
     state = _State(sigma=np.zeros((n, 4, ny, nx)), chi=chi0[members].copy(), refmap=np.zeros((n, 2, ny, nx)),
@@ -435,24 +500,27 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
     record(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for k in range(1, n_out):
-            if use_fast:  # whole frame in compiled code; state updated in place
-                stuck = _run_compiled_steps(state, gamma_frames[k - 1], settings.steps_per_frame, dt, mat,
-                                            settings)
-                if stuck.any():
-                    members, state, mat = _retire(members, state, mat, ~stuck, reasons,
-                                                  f"stiffness cap: more than {settings.max_substeps} plastic"
-                                                  f" sub-steps in one step before gamma={gamma_frames[k]:.4g}")
-                    if members.size == 0:
-                        return
-            for j in range(0 if use_fast else settings.steps_per_frame):
-                gamma = gamma_frames[k - 1] + j * dt
-                state, stuck = _step(state, gamma, dt, mat, settings, wn, h1, h2)
-                if stuck.any():
-                    members, state, mat = _retire(members, state, mat, ~stuck, reasons,
-                                                  f"stiffness cap: more than {settings.max_substeps} plastic"
-                                                  f" sub-steps in one step at gamma={gamma:.4g}")
-                    if members.size == 0:
-                        return
+            steps = frame_steps(state, gamma_frames[k - 1], mat, settings)
+            # Members are independent: each group of equal step count advances on its own, so a
+            # member's numbers do not depend on the rest of the batch.
+            stuck = np.zeros(members.size, dtype=bool)
+            for n_steps in np.unique(steps):
+                group = np.flatnonzero(steps == n_steps)
+                if group.size == members.size:
+                    state, stuck = _advance_frame(state, mat, gamma_frames[k - 1], int(n_steps), settings,
+                                                  use_fast, wn, h1, h2)
+                else:
+                    part, part_stuck = _advance_frame(state.take(group), mat.take(group), gamma_frames[k - 1],
+                                                      int(n_steps), settings, use_fast, wn, h1, h2)
+                    _put(state, group, part)
+                    stuck[group] = part_stuck
+            buffers.steps[members, k] = steps
+            if stuck.any():
+                members, state, mat = _retire(members, state, mat, ~stuck, reasons,
+                                              f"stiffness cap: more than {settings.max_substeps} plastic"
+                                              f" sub-steps in one step before gamma={gamma_frames[k]:.4g}")
+                if members.size == 0:
+                    return
             finite = finite_members(state)
             if not finite.all():
                 members, state, mat = _retire(members, state, mat, finite, reasons,
@@ -537,6 +605,7 @@ def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *
         results.append(STZResult(
             status="failed" if reasons[b] else "ok", reason=reasons[b], params=p, settings=settings,
             gamma=gamma_frames.copy(), wall_time_s=wall, stress_fields=stress_fields,
+            steps_per_frame_used=buffers.steps[b].copy(),
             **{name: buffers.named[name][b] for name in list(_FIELD_NAMES) + list(_MEAN_NAMES)}))
     # A member that went non-finite (a brittle avalanche outrunning the step) is re-run on its own
     # with twice the steps per frame; the others keep their results (members are independent).

@@ -217,3 +217,36 @@ def test_numba_matches_numpy_where_frames_are_refined(stiff_bulk):
     assert np.array_equal(ref.steps_per_frame_used, got.steps_per_frame_used)
     for name in ("strain_xy_eng", "chi", "stress_xy_gpa"):
         assert np.abs(ref[name] - got[name]).max() <= 1e-10 * max(1.0, np.abs(ref[name]).max())
+
+
+@hyp_settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), gamma=st.floats(0.0, 0.5), stress=st.floats(0.5, 1.5),
+       chi_mean=st.floats(0.05, 0.4))
+def test_compiled_stiffness_quantile_matches_frame_steps_reference(seed, gamma, stress, chi_mean):
+    """fast.stiff_quantile gives the numpy frame_steps' 90th-percentile stiffness and step counts."""
+    from gego.stz import VALIDATION_TARGET, physics
+    from gego.stz import solver
+
+    rng = np.random.default_rng(seed)
+    nb, ny, nx = 3, 8, 12
+    sigma = rng.normal(scale=0.2, size=(nb, 4, ny, nx))
+    sigma[:, 2] += stress
+    state = solver._State(sigma=sigma, chi=chi_mean * (1 + 0.3 * rng.random((nb, ny, nx))),
+                          refmap=np.zeros((nb, 2, ny, nx)), velocity=np.zeros((nb, 2, ny, nx)),
+                          grad=np.zeros((nb, 4, ny, nx)), load_rate=rng.normal(scale=10.0, size=(nb, ny, nx)))
+    mat = solver._Material.from_params([VALIDATION_TARGET] * nb)
+    settings = SolverSettings(n=nx, ny=ny)
+    dgamma = settings.gamma_final / settings.n_frames
+    rank = int(0.9 * (ny * nx - 1))
+    got = np.empty(nb)
+    fast.stiff_quantile(state.sigma, state.chi, state.load_rate, gamma, dgamma, mat.eps0_per_strain.ravel(),
+                        mat.mu.ravel(), rank, got)
+    phys = physics.sheared_to_physical(gamma, *(sigma[:, k] for k in range(4)))
+    sbar = physics.deviator_magnitude(*phys)
+    reach = sbar + np.maximum(state.load_rate, 0) * dgamma >= 1
+    _, k = physics.stz_rate_and_stiffness(np.where(reach, np.maximum(sbar, 1), sbar), state.chi,
+                                          mat.eps0_per_strain, mat.mu)
+    want = np.sort(k.reshape(nb, -1), axis=1)[:, rank]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    assert np.array_equal(solver.frame_steps(state, gamma, mat, settings, use_fast=True),
+                          solver.frame_steps(state, gamma, mat, settings, use_fast=False))

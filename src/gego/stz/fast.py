@@ -66,7 +66,7 @@ except ImportError:  # pragma: no cover - numba / rocket-fft are optional
 
 __all__ = ["AVAILABLE", "exp_array", "plastic_scratch", "plastic_stage", "diffusion_stage", "transport_stage",
            "corner_force_stage", "box_solve_stage", "box_finish_stage", "spectral_stage", "finish_stage",
-           "load_rate_stage", "run_steps", "record_frame", "finite_members"]
+           "load_rate_stage", "run_steps", "record_frame", "finite_members", "stiff_quantile"]
 
 if AVAILABLE:
 
@@ -964,8 +964,39 @@ if AVAILABLE:
                 good = good and math.isfinite(v) and v > 0.0
             ok[b] = good
 
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def stiff_quantile(sig, chi, load_rate, gamma, dgamma, eps0_per_strain, mu, rank, out):
+        """``out[b]``: the ``rank``-th smallest (0-based) over cells of the plastic stiffness
+        d(2 mu D)/d|S| of member b, counting cells that reach yield within ``dgamma`` at their
+        load rate at |S| = max(|S|, 1) (solver.frame_steps; physics.stz_rate_and_stiffness)."""
+        nb, ny, nx = chi.shape
+        n = ny * nx
+        buf = np.empty(n)
+        for b in range(nb):
+            sxx, syy, sxy, szz = sig[b, 0].ravel(), sig[b, 1].ravel(), sig[b, 2].ravel(), sig[b, 3].ravel()
+            c, g = chi[b].ravel(), load_rate[b].ravel()
+            m = 0
+            for i in range(n):
+                pxx = sxx[i] + 2.0 * gamma * sxy[i] + gamma * gamma * syy[i]  # Eq 35
+                pxy = sxy[i] + gamma * syy[i]
+                mean = (pxx + syy[i] + szz[i]) / 3.0
+                dxx, dyy, dzz = pxx - mean, syy[i] - mean, szz[i] - mean
+                sbar = math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy)
+                if sbar + max(g[i], 0.0) * dgamma >= 1.0:
+                    s = max(sbar, 1.0)
+                    es = math.exp(-s)
+                    f = -2.0 + s + es * (2.0 + s)  # Eq 33
+                    amp = 2.0 * mu[b] * eps0_per_strain[b] * math.exp(-1.0 / c[i])
+                    buf[m] = amp * (f / (s * s) + (1.0 - 1.0 / s) * (1.0 - es * (1.0 + s)))
+                    m += 1
+            zeros = n - m  # cells that stay below yield: stiffness 0
+            if rank < zeros:
+                out[b] = 0.0
+            else:
+                out[b] = np.sort(buf[:m])[rank - zeros]
+
 
 else:  # pragma: no cover
     exp_array = plastic_scratch = plastic_stage = diffusion_stage = transport_stage = corner_force_stage = None
     box_solve_stage = box_finish_stage = spectral_stage = finish_stage = load_rate_stage = run_steps = None
-    record_frame = finite_members = None
+    record_frame = finite_members = stiff_quantile = None

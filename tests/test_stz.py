@@ -459,8 +459,9 @@ def test_frame_steps_keep_the_base_step_where_the_bulk_is_elastic(energy, stiff_
     assert solver.frame_steps(state, 0.0, mat, settings)[0] == 15
     state.load_rate[0] = 2e-3 / (settings.gamma_final / settings.n_frames)
     assert solver.frame_steps(state, 0.0, mat, settings).tolist() == [steps[1], steps[1]]
+    assert solver.frame_steps(state, 0.0, mat, dataclasses.replace(settings, stiff_step_limit=0)).tolist() == [15, 15]
     with pytest.raises(ConfigError, match="stiff_step_limit"):
-        SolverSettings(stiff_step_limit=0.0).validate()
+        SolverSettings(stiff_step_limit=-1.0).validate()
     with pytest.raises(ConfigError, match="max_steps_per_frame"):
         SolverSettings(max_steps_per_frame=0).validate()
 

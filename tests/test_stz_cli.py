@@ -61,5 +61,5 @@ def test_cli_stiff_step_limit_zero_means_fixed_steps(tmp_path):
     assert main(["simulate", "--frames", "4", "--gamma-final", "0.04", "--stiff-step-limit", "0",
                  "--out", str(out)]) == 0
     with xr.open_dataset(out) as ds:
-        assert ds.attrs["setting_stiff_step_limit"] == "none"
+        assert ds.attrs["setting_stiff_step_limit"] == 0
         assert ds["steps_per_frame_used"].values.tolist() == [0, 15, 15, 15, 15]

@@ -224,7 +224,7 @@ def test_solver_stiff_step_limit_zero_means_fixed_steps():
     from gego.workflows.problem import solver_settings
 
     assert solver_settings(load_config()).stiff_step_limit == SolverSettings().stiff_step_limit
-    assert solver_settings(load_config(overrides=["solver.stiff_step_limit=0"])).stiff_step_limit is None
+    assert solver_settings(load_config(overrides=["solver.stiff_step_limit=0"])).stiff_step_limit == 0
     assert solver_settings(load_config(overrides=["solver.stiff_step_limit=8"])).stiff_step_limit == 8.0
     with pytest.raises(ConfigError, match="stiff_step_limit"):
         solver_settings(load_config(overrides=["solver.stiff_step_limit=-1"]))

@@ -103,9 +103,8 @@ def run(args) -> int:
                  "bulk_gpa": args.bulk, "tau0_s": args.tau0, "rate_per_s": args.rate}
     params = dataclasses.replace(params, **{k: v for k, v in overrides.items() if v is not None})
     params = dataclasses.replace(params, chi_inf=args.chi_inf)  # None = derive from final energy
-    stiff = None if args.stiff_step_limit == 0 else args.stiff_step_limit
     settings = SolverSettings(n=args.grid, n_frames=args.frames, steps_per_frame=args.steps_per_frame,
-                              stiff_step_limit=stiff,
+                              stiff_step_limit=args.stiff_step_limit,
                               gamma_final=args.gamma_final, diffusion=args.diffusion,
                               store_stress_fields=args.stress_fields, backend=args.backend).validate()
     bundled = None

@@ -120,6 +120,24 @@ if AVAILABLE:
                 np.empty(2 * n_cells, dtype=np.int64), np.empty(n_cells, dtype=np.int64),
                 np.empty(n_cells, dtype=np.bool_))
 
+    @njit(cache=True, nogil=True, error_model="numpy", inline="always")
+    def _round_exponentials(work, xs, es, kbuf, n):
+        """es[:n] = exp(-max(|S|, 1)), es[n:2n] = exp(-1/chi) for the ``n`` active cells of ``work``
+        (one vectorised exp pass; below yield the rate is zero whatever es holds)."""
+        s = work[0]
+        c = work[1]
+        for i in range(n):
+            xs[i] = -max(s[i], 1.0)
+            xs[n + i] = -1.0 / c[i]
+        exp_array(xs, es, kbuf, 2 * n)
+
+    @njit(cache=True, nogil=True, error_model="numpy", inline="always")
+    def _relax_and_stiffness(sc, e_s, amp):
+        """(R, R') = (2 mu D, d(2 mu D)/d|S|) at |S| = sc >= 1 (Eq 32-33; physics.stz_rate_and_stiffness),
+        with e_s = exp(-sc) and amp = 2 mu eps0 / (tau0 gamma_dot) exp(-1/chi), units of s_y per unit strain."""
+        sf = -2.0 + sc + e_s * (2.0 + sc)  # F(|S|), Eq 33
+        return amp * (1.0 - 1.0 / sc) * sf, amp * (sf / (sc * sc) + (1.0 - 1.0 / sc) * (1.0 - e_s * (1.0 + sc)))
+
     @njit(cache=True, nogil=True, error_model="numpy")
     def _plastic_round_loaded(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt):
         """One forward-Euler sub-step of d|S|/dgamma = g - 2 mu D (physics.integrate_plastic_step with
@@ -130,10 +148,7 @@ if AVAILABLE:
         c = work[1]
         rem = work[2]
         load = work[4]
-        for i in range(n):
-            xs[i] = -s[i]
-            xs[n + i] = -1.0 / c[i]
-        exp_array(xs, es, kbuf, 2 * n)
+        _round_exponentials(work, xs, es, kbuf, n)
         for i in range(n):
             si = s[i]
             ci = c[i]
@@ -163,20 +178,13 @@ if AVAILABLE:
         rem = work[2]
         load = work[4]
         plastic = work[5]
-        for i in range(n):
-            xs[i] = -max(s[i], 1.0)
-            xs[n + i] = -1.0 / c[i]
-        exp_array(xs, es, kbuf, 2 * n)
+        _round_exponentials(work, xs, es, kbuf, n)
         for i in range(n):
             si = s[i]
             ci = c[i]
             gi = load[i]
             sc = max(si, 1.0)
-            e_s = es[i]
-            sf = -2.0 + sc + e_s * (2.0 + sc)  # Eq 33
-            amp = 2.0 * mu * eps0s * es[n + i]
-            relax = amp * (1.0 - 1.0 / sc) * sf  # R = 2 mu D, Eq 32
-            stiff = amp * (sf / (sc * sc) + (1.0 - 1.0 / sc) * (1.0 - e_s * (1.0 + sc)))  # R' = dR/d|S|
+            relax, stiff = _relax_and_stiffness(sc, es[i], 2.0 * mu * eps0s * es[n + i])  # R, R' (Eq 32-33)
             relax = relax if si >= 1.0 else 0.0
             stiff = stiff if si >= 1.0 else 0.0
             rem_i = rem[i]
@@ -984,10 +992,8 @@ if AVAILABLE:
                 sbar = math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy)
                 if sbar + max(g[i], 0.0) * dgamma >= 1.0:
                     s = max(sbar, 1.0)
-                    es = math.exp(-s)
-                    f = -2.0 + s + es * (2.0 + s)  # Eq 33
                     amp = 2.0 * mu[b] * eps0_per_strain[b] * math.exp(-1.0 / c[i])
-                    buf[m] = amp * (f / (s * s) + (1.0 - 1.0 / s) * (1.0 - es * (1.0 + s)))
+                    buf[m] = _relax_and_stiffness(s, math.exp(-s), amp)[1]
                     m += 1
             zeros = n - m  # cells that stay below yield: stiffness 0
             if rank < zeros:

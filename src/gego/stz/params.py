@@ -136,7 +136,7 @@ class SolverSettings:
         the projection otherwise slows the instability (band peak -20 % to -40 % at 15 fixed
         steps on Table-2 points with mean initial chi 0.27-0.40). With the limit 4, 79 of 80 random
         Table-2 points lie within 2 % of 960 fixed steps (the other, a brittle low-chi avalanche,
-        at -2.1 %; 58 of 80 at 15 fixed). ``None`` = always steps_per_frame (the C++).
+        at -2.1 %; 58 of 80 at 15 fixed). ``None`` or 0 = always steps_per_frame (the C++).
     max_steps_per_frame : cap on the steps of one frame under ``stiff_step_limit``.
     diffusion : ``"code"`` = div(l_chi^2 D grad chi) as the C++ (face-averaged D, no 1/c0);
         ``"paper"`` = div(l_chi^2 sqrt(Dpl:Dpl) grad chi) / c0 (Eq 29, 34).
@@ -207,8 +207,8 @@ class SolverSettings:
             raise ConfigError(f"solver setting refine_on_failure must be an integer >= 0, got {self.refine_on_failure!r}")
         if self.stiff_step_limit is not None and not (isinstance(self.stiff_step_limit, numbers.Real)
                                                       and math.isfinite(self.stiff_step_limit)
-                                                      and self.stiff_step_limit > 0):
-            raise ConfigError("solver setting stiff_step_limit must be a positive number or None, "
+                                                      and self.stiff_step_limit >= 0):
+            raise ConfigError("solver setting stiff_step_limit must be a number >= 0 (0 or None: fixed steps), "
                               f"got {self.stiff_step_limit!r}")
         if self.n < 4 or self.n_y < 4:
             raise ConfigError(f"solver setting n/ny must be >= 4, got {self.n} x {self.n_y}")

@@ -101,6 +101,11 @@ def _plastic_cells(sbar, chi, dt, load_rate, mu, eps0_per_strain, c0, chi_inf):
     return (shape, sbar_flat, chi_new, drop, stuck, idx, *params, sbar_flat[idx].copy(), chi_new[idx], load_flat[idx])
 
 
+def _keep(keep, *arrays):
+    """The arrays restricted to the cells still sub-stepping (``keep``)."""
+    return tuple(a[keep] for a in arrays)
+
+
 def integrate_plastic_step(sbar, chi, dt, *, mu, eps0_per_strain, c0, chi_inf, adapt_dev=2e-3,
                            max_substeps=20000, load_rate=None):
     """Integrate the local plastic relaxation over one step, with adaptive sub-steps.
@@ -152,9 +157,8 @@ def integrate_plastic_step(sbar, chi, dt, *, mu, eps0_per_strain, c0, chi_inf, a
             done = idx[finished]
             drop[done] = s_start[finished] - s[finished] + g[finished] * dt
             chi_new[done] = c[finished]
-            keep = limited
-            idx, s, c, s_start, remaining, g = idx[keep], s[keep], c[keep], s_start[keep], remaining[keep], g[keep]
-            mu_c, eps_c, c0_c, inf_c = mu_c[keep], eps_c[keep], c0_c[keep], inf_c[keep]
+            idx, s, c, s_start, remaining, g, mu_c, eps_c, c0_c, inf_c = _keep(
+                limited, idx, s, c, s_start, remaining, g, mu_c, eps_c, c0_c, inf_c)
     else:
         stuck[idx] = True
     drop[idx] = s_start - s + g * (dt - remaining)
@@ -223,9 +227,8 @@ def integrate_plastic_step_implicit(sbar, chi, dt, load_rate, *, mu, eps0_per_st
             done = idx[finished]
             drop[done] = plastic[finished]
             chi_new[done] = c[finished]
-            keep = limited
-            idx, s, c, g, plastic, remaining = idx[keep], s[keep], c[keep], g[keep], plastic[keep], remaining[keep]
-            mu_c, eps_c, c0_c, inf_c = mu_c[keep], eps_c[keep], c0_c[keep], inf_c[keep]
+            idx, s, c, g, plastic, remaining, mu_c, eps_c, c0_c, inf_c = _keep(
+                limited, idx, s, c, g, plastic, remaining, mu_c, eps_c, c0_c, inf_c)
     else:
         stuck[idx] = True
     drop[idx] = plastic

@@ -449,7 +449,7 @@ def frame_steps(state: _State, gamma: float, mat: _Material, settings: SolverSet
     """
     base = settings.steps_per_frame
     n_members = state.chi.shape[0]
-    if settings.stiff_step_limit is None:
+    if not settings.stiff_step_limit:  # None or 0: fixed steps
         return np.full(n_members, base)
     dgamma = settings.gamma_final / settings.n_frames
     n_cells = state.chi[0].size
@@ -466,11 +466,11 @@ def frame_steps(state: _State, gamma: float, mat: _Material, settings: SolverSet
         _, stiffness = physics.stz_rate_and_stiffness(np.where(reaches_yield, np.maximum(sbar, 1.0), sbar),
                                                       state.chi, mat.eps0_per_strain, mat.mu)
         k_stiff = np.partition(stiffness.reshape(n_members, -1), rank, axis=1)[:, rank]
-    ratio = k_stiff * dgamma / (settings.stiff_step_limit * base)  # k dt at the base step / limit
-    ratio = np.where(np.isfinite(ratio), ratio, np.inf)
-    doublings = np.ceil(np.log2(np.maximum(ratio, 1.0), where=ratio < np.inf, out=np.full(n_members, 64.0)))
-    steps = base * np.exp2(np.minimum(doublings, 30)).astype(np.int64)
-    return np.maximum(base, np.minimum(steps, settings.max_steps_per_frame))
+    steps = np.full(n_members, base)
+    while (coarse := (k_stiff * dgamma / steps > settings.stiff_step_limit)
+           & (steps < settings.max_steps_per_frame)).any():
+        steps[coarse] *= 2
+    return np.minimum(steps, settings.max_steps_per_frame)
 
 
 def _advance_frame(state: _State, mat: _Material, gamma0: float, n_steps: int, settings: SolverSettings,

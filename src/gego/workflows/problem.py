@@ -44,8 +44,7 @@ def solver_settings(config: WorkflowConfig, reference: xr.Dataset | None = None)
 
     The grid and cell default to the reference's (``n`` = its x size, the cell lengths from its
     attributes) and the frames to its strain range, so that model and reference snapshots have
-    the same shape and strains (Sec 3.2); ``[solver]`` keys override (TOML has no null:
-    ``stiff_step_limit = 0`` means fixed steps per frame, i.e. ``None``).
+    the same shape and strains (Sec 3.2); ``[solver]`` keys override.
     """
     from gego.stz import SolverSettings
 
@@ -63,8 +62,6 @@ def solver_settings(config: WorkflowConfig, reference: xr.Dataset | None = None)
         values["gamma_final"] = float(gamma[-1])
         values["n_frames"] = int(gamma.size - 1)
     values.update(config.solver)
-    if values.get("stiff_step_limit") == 0:
-        values["stiff_step_limit"] = None
     try:
         return SolverSettings(**values).validate()
     except TypeError as exc:  # an unknown key that slipped past the config check

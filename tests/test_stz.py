@@ -267,6 +267,21 @@ def test_batch_equals_single_runs(energy):
             assert np.abs(single[name] - r[name]).max() <= 1e-10
 
 
+def test_batch_chunks_cover_every_member_once_hottest_first():
+    from gego.stz.solver import batch_chunks
+
+    rng = np.random.default_rng(3)
+    chi0 = rng.uniform(0.05, 0.5, size=(37, 4, 4))
+    assert [c.tolist() for c in batch_chunks(chi0, 1)] == [list(range(37))]
+    chunks = batch_chunks(chi0, 2)
+    flat = np.concatenate(chunks)
+    assert sorted(flat.tolist()) == list(range(37))  # each member exactly once
+    means = chi0.reshape(37, -1).mean(axis=1)
+    assert np.all(np.diff(means[flat]) <= 0)  # hottest (slowest) members start first
+    assert len(chunks) == 8 and max(c.size for c in chunks) == 5  # ~ a quarter of an equal share each
+    assert [c.tolist() for c in batch_chunks(chi0[:1], 4)] == [[0]]
+
+
 def test_result_dataset_layout(energy):
     res = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1],
                    settings=SolverSettings(n=8, ny=12, n_frames=4, gamma_final=0.02, steps_per_frame=2,

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -552,6 +553,22 @@ def _retire(members, state, mat, keep, reasons, reason):
     return members[keep], state.take(keep), mat.take(keep)
 
 
+def batch_chunks(chi0: np.ndarray, threads: int) -> list[np.ndarray]:
+    """Members (indices) per task of a batch run on ``threads`` threads, in the order the tasks start.
+
+    One task on one thread. Otherwise the members are taken hottest first (mean initial chi: a
+    hot member refines its stiff frames and can cost 30x a cold one, see frame_steps) in tasks
+    of about a quarter of an equal share each, which idle threads pick up in turn (longest
+    first), so one thread does not finish its static half long after the other.
+    """
+    n_batch = chi0.shape[0]
+    if threads <= 1 or n_batch == 1:
+        return [np.arange(n_batch)]
+    order = np.argsort(-chi0.reshape(n_batch, -1).mean(axis=1), kind="stable")
+    size = max(1, math.ceil(n_batch / (4 * min(threads, n_batch))))
+    return [order[i:i + size] for i in range(0, n_batch, size)]
+
+
 def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *, energy_final_ev=None,
                    settings: SolverSettings = SolverSettings()) -> list[STZResult]:
     """Run the STZ model for several parameter sets sharing grid, frames and initial energy.
@@ -596,13 +613,13 @@ def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *
     if use_fast and not fast.AVAILABLE:
         raise ConfigError("solver setting backend='numba' needs the numba package (pip install numba)")
     chi0 = np.stack([c for _, c in prepared])
-    chunks = [c for c in np.array_split(np.arange(n_batch), min(settings.threads, n_batch)) if c.size]
+    chunks = batch_chunks(chi0, settings.threads)
     if len(chunks) == 1:
         _run_members(chunks[0], params, chi0, settings, use_fast, t_start, buffers, reasons)
     else:  # members are independent: threads over chunks (the numba kernels and FFTs release the GIL)
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(len(chunks)) as pool:
+        with ThreadPoolExecutor(min(settings.threads, len(chunks))) as pool:
             futures = [pool.submit(_run_members, c, params, chi0, settings, use_fast, t_start, buffers, reasons)
                        for c in chunks]
             for f in futures:

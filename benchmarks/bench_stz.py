@@ -246,7 +246,7 @@ def bench_cost_split(energy, repeats, loops, n=32):
                                   sbar_rel, *pl_scratch)
 
     kmax, _ = plastic()
-    fast.transport_stage(sig, chi, ref, vel, grad, ratio, chi_pl, chi, gamma, dt, h, h, pad, c1, c2, adv, s_star,
+    fast.transport_stage(sig, chi, ref, vel, grad, ratio, chi_pl, chi, gamma, dt, dt, h, h, pad, c1, c2, adv, s_star,
                          c_new, r_new, phys_star)
     fast.corner_force_stage(phys_star, gamma + dt, h, h, z)
     zhat = np.fft.fft2(z)
@@ -256,7 +256,7 @@ def bench_cost_split(energy, repeats, loops, n=32):
         "plastic_update": plastic,
         "diffusion": lambda: fast.diffusion_stage(chi, kap, kmax, gamma, dt, h, h, chi_d, cpad, kpad, q1, q2),
         "advection_truesdell_transform": lambda: fast.transport_stage(
-            sig, chi, ref, vel, grad, ratio, chi_pl, chi_d, gamma, dt, h, h, pad, c1, c2, adv, s_star, c_new,
+            sig, chi, ref, vel, grad, ratio, chi_pl, chi_d, gamma, dt, dt, h, h, pad, c1, c2, adv, s_star, c_new,
             r_new, phys_star),
         "corner_force": lambda: fast.corner_force_stage(phys_star, gamma + dt, h, h, z),
         "spectral_solve": lambda: fast.box_solve_stage(zhat, kappa1, kappa2, gamma + dt, dt, lam, mu, uhat, rows),

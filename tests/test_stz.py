@@ -498,6 +498,33 @@ def test_stiff_bulk_band_converged_at_default_settings(energy, stiff_bulk):
     assert default.to_dataset()["steps_per_frame_used"].values.tolist() == used.tolist()
 
 
+def test_advect_every_is_the_refinement_factor_of_a_frame():
+    from gego.stz import solver
+
+    base = SolverSettings()
+    assert [solver.advect_every(n, base) for n in (15, 30, 960)] == [1, 2, 64]
+    assert solver.advect_every(960, dataclasses.replace(base, advect_at_base_step=False)) == 1
+    assert solver.advect_every(40, dataclasses.replace(base, steps_per_frame=15)) == 1  # not a refinement of 15
+    with pytest.raises(ConfigError, match="advect_at_base_step must be true or false"):
+        dataclasses.replace(base, advect_at_base_step="yes").validate()
+
+
+def test_refined_frames_advect_at_the_base_step_without_changing_the_band(energy, stiff_bulk):
+    """Transport at the base step in refined frames (the default) against advecting every fine step: the
+    refinement resolves the plastic coupling, not the transport, so the fields barely move."""
+    settings = SolverSettings(n_frames=60, gamma_final=0.3)
+    lumped = simulate(stiff_bulk, energy[0], energy_final_ev=energy[-1], settings=settings)
+    every = simulate(stiff_bulk, energy[0], energy_final_ev=energy[-1],
+                     settings=dataclasses.replace(settings, advect_at_base_step=False))
+    assert lumped.steps_per_frame_used.max() >= 4 * settings.steps_per_frame  # frames were refined
+    assert np.array_equal(lumped.steps_per_frame_used, every.steps_per_frame_used)
+    assert not np.array_equal(lumped.strain_xy_eng, every.strain_xy_eng)  # the option does act
+    band = every.strain_xy_eng[-1]
+    assert band.max() > 2 * np.median(band), "a band must be forming"
+    assert np.abs(lumped.strain_xy_eng[-1] - band).max() <= 2e-3 * band.max()
+    assert np.abs(lumped.stress_xy_gpa - every.stress_xy_gpa).max() <= 1e-3 * np.abs(every.stress_xy_gpa).max()
+
+
 def test_batch_with_mixed_step_counts_equals_single_runs(energy, stiff_bulk):
     """Members refined differently advance on their own: each equals its single run exactly."""
     settings = SolverSettings(n_frames=30, gamma_final=0.15)

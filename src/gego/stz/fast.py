@@ -475,13 +475,14 @@ if AVAILABLE:
             o_zz[i] = a_zz[i] + d_zz[i] + ezz
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def transport_stage(sig, chi, refmap, vel, grad, ratio, chi_pl, chi_d, g, dt, h1, h2, pad, c1, c2,
+    def transport_stage(sig, chi, refmap, vel, grad, ratio, chi_pl, chi_d, g, dt, dt_adv, h1, h2, pad, c1, c2,
                         adv, sig_out, chi_out, ref_out, phys_star):
         """Step 3: advection by V = T^-1 u, Truesdell and plastic terms (Eq 30) for one member.
 
         The seven carried fields (Sigma, chi, reference map) are copied into the ghost-padded
         buffer ``pad`` ``(ny + 4, nx + 4)`` one at a time and advected into ``adv``
-        ``(7, ny, nx)`` (``c1``, ``c2``: ``(ny, nx)`` scratch for -dt V / h); one fused pass then
+        ``(7, ny, nx)`` (``c1``, ``c2``: ``(ny, nx)`` scratch for -dt_adv V / h; ``dt_adv`` = 0: no
+        advection this step, see solver.advect_dt); one fused pass then
         adds the Truesdell and plastic terms. Writes sigma* (sheared frame) to ``sig_out``,
         chi and the reference map after the step, and the physical sigma*_xx, _yy, _xy at
         ``g + dt`` to ``phys_star`` ``(3, ny, nx)``.
@@ -495,17 +496,20 @@ if AVAILABLE:
         u2 = vel[1].reshape(nc)
         c1f = c1.reshape(nc)
         c2f = c2.reshape(nc)
-        for m in range(nc):
-            c1f[m] = -dt * (u1[m] - g * u2[m]) / h1  # V = T^-1 u (Eq 35)
-            c2f[m] = -dt * u2[m] / h2
-        for k in range(4):
-            _pad2(sig[k], pad)
-            _advect(pad, c1, c2, adv[k])
-        _pad2(chi, pad)
-        _advect(pad, c1, c2, adv[4])
-        for k in range(2):
-            _pad2(refmap[k], pad)
-            _advect(pad, c1, c2, adv[5 + k])
+        if dt_adv > 0.0:
+            for m in range(nc):
+                c1f[m] = -dt_adv * (u1[m] - g * u2[m]) / h1  # V = T^-1 u (Eq 35)
+                c2f[m] = -dt_adv * u2[m] / h2
+            for k in range(4):
+                _pad2(sig[k], pad)
+                _advect(pad, c1, c2, adv[k])
+            _pad2(chi, pad)
+            _advect(pad, c1, c2, adv[4])
+            for k in range(2):
+                _pad2(refmap[k], pad)
+                _advect(pad, c1, c2, adv[5 + k])
+        else:  # a fine step of a refined frame between two advections (solver._advect_dt)
+            adv[:] = 0.0
         _truesdell_row(sig[0].reshape(nc), sig[1].reshape(nc), sig[2].reshape(nc), sig[3].reshape(nc),
                        grad[0].reshape(nc), grad[1].reshape(nc), grad[2].reshape(nc), grad[3].reshape(nc),
                        ratio.reshape(nc), adv[0].reshape(nc), adv[1].reshape(nc), adv[2].reshape(nc),
@@ -790,7 +794,7 @@ if AVAILABLE:
     @njit(cache=True, nogil=True, error_model="numpy")
     def run_steps(sig, chi, refmap, vel, grad, load, loaded, implicit, gamma0, n_steps, dt, mu, lam, eps0s, c0,
                   chi_inf, l_chi, paper_form, adapt, adapt_chi, max_sub, h1, h2, box, kappa1, kappa2, average,
-                  stuck):
+                  stuck, advect_every):
         """Advance every member by ``n_steps`` steps from strain ``gamma0``, in place.
 
         ``load`` ``(B, ny, nx)``: non-plastic d|S|/dgamma of the previous step, used and updated
@@ -802,7 +806,8 @@ if AVAILABLE:
         False for spectral, with the rfft-grid :class:`operators.Wavenumbers` arrays.
         Each member runs on its own, so its arithmetic does not depend on the batch. A member
         whose plastic sub-steps hit the cap is flagged in ``stuck`` and left as it was at the
-        start of the failing step.
+        start of the failing step. ``advect_every`` m: advection on steps 0, m, 2m, ... by m dt
+        (solver.advect_dt; 1 = every step).
         """
         nb, _, ny, nx = sig.shape
         nk = nx // 2 + 1
@@ -851,7 +856,8 @@ if AVAILABLE:
                     stuck[b] = True
                     break
                 diffusion_stage(c_cur, kap, kmax, g, dt, h1, h2, chi_d, cpad, kpad, q1, q2)
-                transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, chi_d, g, dt, h1, h2, pad,
+                dt_adv = dt * advect_every if step % advect_every == 0 else 0.0
+                transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, chi_d, g, dt, dt_adv, h1, h2, pad,
                                 c1, c2, adv, s_star, c_new, r_new, phys_star)
                 gn = g + dt
                 if box:

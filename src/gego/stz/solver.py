@@ -247,8 +247,12 @@ class _State:
 
 
 def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: SolverSettings,
-          wn: operators.Wavenumbers, h1: float, h2: float) -> tuple[_State, np.ndarray]:
-    """Advance the batch by one quasi-static step from strain ``gamma``; returns (state, stuck per member)."""
+          wn: operators.Wavenumbers, h1: float, h2: float, dt_adv: float | None = None) -> tuple[_State, np.ndarray]:
+    """Advance the batch by one quasi-static step from strain ``gamma``; returns (state, stuck per member).
+
+    ``dt_adv``: strain increment of this step's advection (default ``dt``; 0 = none, see :func:`advect_every`).
+    """
+    dt_adv = dt if dt_adv is None else dt_adv
     sig = state.sigma
     phys = physics.sheared_to_physical(gamma, sig[:, 0], sig[:, 1], sig[:, 2], sig[:, 3])
     dev = physics.deviator(*phys)
@@ -286,7 +290,7 @@ def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: Solv
     v1 = u1 - gamma * u2
     v2 = u2
     carried = np.concatenate([sig, state.chi[:, None], state.refmap], axis=1)
-    advected = operators.advection_increment(carried, v1, v2, dt, h1, h2)
+    advected = operators.advection_increment(carried, v1, v2, dt_adv, h1, h2) if dt_adv > 0 else 0.0 * carried
     g = state.grad
     true_terms = physics.truesdell_terms(*phys, g[:, 0], g[:, 1], g[:, 2], g[:, 3])
     explicit_phys = [dt * t - relax_ratio * s for t, s in zip(true_terms, dev)]
@@ -315,7 +319,7 @@ def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: Solv
 
 
 def _run_compiled_steps(state: _State, gamma0: float, n_steps: int, dt: float, mat: _Material,
-                        settings: SolverSettings) -> np.ndarray:
+                        settings: SolverSettings, every: int = 1) -> np.ndarray:
     """Advance ``state`` in place by ``n_steps`` compiled steps from strain ``gamma0``; returns stuck per member."""
     ny, nx = state.chi.shape[1:]
     h1, h2 = settings.cell_length_angstrom / nx, settings.length_y_angstrom / ny
@@ -328,7 +332,7 @@ def _run_compiled_steps(state: _State, gamma0: float, n_steps: int, dt: float, m
                    mat.mu.ravel(), mat.lame_lambda.ravel(), mat.eps0_per_strain.ravel(), mat.c0.ravel(),
                    mat.chi_inf.ravel(), mat.l_chi.ravel(), settings.diffusion == "paper", settings.adapt_dev,
                    settings.adapt_chi, settings.max_substeps, h1, h2, settings.derivative == "box", kappa1, kappa2,
-                   average, stuck)
+                   average, stuck, int(every))
     return stuck
 
 
@@ -474,15 +478,29 @@ def frame_steps(state: _State, gamma: float, mat: _Material, settings: SolverSet
     return np.minimum(steps, settings.max_steps_per_frame)
 
 
+def advect_every(n_steps: int, settings: SolverSettings) -> int:
+    """Steps between advections in a frame of ``n_steps`` steps: the refinement factor m =
+    n_steps / steps_per_frame of a frame refined for stiffness (:func:`frame_steps`) when
+    ``advect_at_base_step``, so transport keeps the base step; else 1. Advection then runs on
+    steps 0, m, 2m, ... of the frame by m dt with the velocity at its start (first order, as
+    every step of an unrefined frame)."""
+    base = settings.steps_per_frame
+    if not settings.advect_at_base_step or n_steps <= base or n_steps % base:
+        return 1
+    return n_steps // base
+
+
 def _advance_frame(state: _State, mat: _Material, gamma0: float, n_steps: int, settings: SolverSettings,
                    use_fast: bool, wn, h1: float, h2: float) -> tuple[_State, np.ndarray]:
     """Advance every member of ``state`` by one frame of ``n_steps`` steps; returns (state, stuck per member)."""
     dt = settings.gamma_final / (settings.n_frames * n_steps)
+    every = advect_every(n_steps, settings)
     if use_fast:  # whole frame in compiled code; state updated in place
-        return state, _run_compiled_steps(state, gamma0, n_steps, dt, mat, settings)
+        return state, _run_compiled_steps(state, gamma0, n_steps, dt, mat, settings, every)
     stuck_any = np.zeros(state.chi.shape[0], dtype=bool)
     for j in range(n_steps):
-        state, stuck = _step(state, gamma0 + j * dt, dt, mat, settings, wn, h1, h2)
+        state, stuck = _step(state, gamma0 + j * dt, dt, mat, settings, wn, h1, h2,
+                             dt_adv=every * dt if j % every == 0 else 0.0)
         stuck_any |= stuck  # a stuck member is retired after the frame; the others finish it
     return state, stuck_any
 

@@ -90,8 +90,13 @@ def _log_h_and_ratios(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     from t and R directly: subtracting the two huge logs (~ -z^2 / 2) would lose every digit.
     """
     z = np.asarray(z, dtype=float)
-    log_h, log_Phi_ratio, log_phi_ratio = (np.empty_like(z) for _ in range(3))
     upper = z > -1.0
+    if upper.all():  # the usual case while polishing: the direct branch alone, without masked copies
+        with np.errstate(over="ignore", under="ignore"):
+            pdf = np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+            log_h = np.log(z * ndtr(z) + pdf)
+            return log_h, log_ndtr(z) - log_h, -0.5 * z * z - _LOG_SQRT_2PI - log_h
+    log_h, log_Phi_ratio, log_phi_ratio = (np.empty_like(z) for _ in range(3))
     zu = z[upper]
     with np.errstate(over="ignore", under="ignore"):
         pdf = np.exp(-0.5 * zu * zu) / np.sqrt(2.0 * np.pi)

@@ -480,9 +480,10 @@ if AVAILABLE:
         """Step 3: advection by V = T^-1 u, Truesdell and plastic terms (Eq 30) for one member.
 
         The seven carried fields (Sigma, chi, reference map) are copied into the ghost-padded
-        buffer ``pad`` ``(ny + 4, nx + 4)`` one at a time and advected into ``adv``
-        ``(7, ny, nx)`` (``c1``, ``c2``: ``(ny, nx)`` scratch for -dt_adv V / h; ``dt_adv`` = 0: no
-        advection this step, see solver.advect_dt); one fused pass then
+        buffer ``pad`` ``(ny + 4, nx + 4)`` one at a time and advected into rows 0-6 of ``adv``
+        ``(8, ny, nx)``, whose row 7 must hold zeros (``c1``, ``c2``: ``(ny, nx)`` scratch for
+        -dt_adv V / h; with ``dt_adv`` = 0 nothing is advected and the zero row stands for every
+        increment, see solver.advect_every); one fused pass then
         adds the Truesdell and plastic terms. Writes sigma* (sheared frame) to ``sig_out``,
         chi and the reference map after the step, and the physical sigma*_xx, _yy, _xy at
         ``g + dt`` to ``phys_star`` ``(3, ny, nx)``.
@@ -508,12 +509,20 @@ if AVAILABLE:
             for k in range(2):
                 _pad2(refmap[k], pad)
                 _advect(pad, c1, c2, adv[5 + k])
-        else:  # a fine step of a refined frame between two advections (solver._advect_dt)
-            adv[:] = 0.0
+        # a step without advection (between two of a refined frame) reads the zero row instead
+        on = dt_adv > 0.0
+        zr = adv[adv.shape[0] - 1]
+        d_xx = adv[0] if on else zr
+        d_yy = adv[1] if on else zr
+        d_xy = adv[2] if on else zr
+        d_zz = adv[3] if on else zr
+        d_chi = adv[4] if on else zr
+        d_r0 = adv[5] if on else zr
+        d_r1 = adv[6] if on else zr
         _truesdell_row(sig[0].reshape(nc), sig[1].reshape(nc), sig[2].reshape(nc), sig[3].reshape(nc),
                        grad[0].reshape(nc), grad[1].reshape(nc), grad[2].reshape(nc), grad[3].reshape(nc),
-                       ratio.reshape(nc), adv[0].reshape(nc), adv[1].reshape(nc), adv[2].reshape(nc),
-                       adv[3].reshape(nc), g, dt, sig_out[0].reshape(nc), sig_out[1].reshape(nc),
+                       ratio.reshape(nc), d_xx.reshape(nc), d_yy.reshape(nc), d_xy.reshape(nc),
+                       d_zz.reshape(nc), g, dt, sig_out[0].reshape(nc), sig_out[1].reshape(nc),
                        sig_out[2].reshape(nc), sig_out[3].reshape(nc))
         so_xx = sig_out[0].reshape(nc)
         so_yy = sig_out[1].reshape(nc)
@@ -527,15 +536,15 @@ if AVAILABLE:
             ps_xy[m] = so_xy[m] + gn * so_yy[m]
         c_o = chi_out.reshape(nc)
         c_p = chi_pl.reshape(nc)
-        c_a = adv[4].reshape(nc)
+        c_a = d_chi.reshape(nc)
         c_d = chi_d.reshape(nc)
         c_c = chi.reshape(nc)
         for m in range(nc):
             c_o[m] = c_p[m] + c_a[m] + (c_d[m] - c_c[m])
         r0 = refmap[0].reshape(nc)
         r1 = refmap[1].reshape(nc)
-        a5 = adv[5].reshape(nc)
-        a6 = adv[6].reshape(nc)
+        a5 = d_r0.reshape(nc)
+        a6 = d_r1.reshape(nc)
         o0 = ref_out[0].reshape(nc)
         o1 = ref_out[1].reshape(nc)
         for m in range(nc):
@@ -824,7 +833,7 @@ if AVAILABLE:
         pad = np.empty((ny + 4, nx + 4))
         c1 = np.empty((ny, nx))
         c2 = np.empty((ny, nx))
-        adv = np.empty((7, ny, nx))
+        adv = np.zeros((8, ny, nx))  # row 7 stays zero (transport_stage)
         wpad = np.empty((2, ny + 1, nx + 1))
         s_star = np.empty((4, ny, nx))
         c_new = np.empty((ny, nx))

@@ -30,11 +30,14 @@ is the authors' scheme as coded in their C++ (bit for bit this solver before the
 
 Steps per frame: ``settings.steps_per_frame`` (15) unless a tenth of the cells flow stiffly at
 yield in the frame (:func:`frame_steps`: plastic stiffness k with k dt > ``stiff_step_limit``,
-counting the cells that reach yield within the frame); those frames take 2^j times the steps.
+counting the cells that reach yield within the frame); those frames take 2^j times the steps
+(at most ``max_steps_per_frame``, 240).
 At high chi the whole sample yields at once and the band grows by an instability; each cell
 relaxes on a strain scale 1/k but feels its neighbours only through the lagged projection, so a
 coarse step slows the instability (band peak 20-40 % low at 15 fixed steps on the hottest
-Table-2 points). Each member chooses its own counts, so batch results equal single runs.
+Table-2 points). Each member chooses its own counts, so batch results equal single runs. A
+refined frame keeps transport at the base step (:func:`advect_every`): the refinement is for
+the plastic coupling, advection is not stiff.
 
 The state is batched: every array carries a leading axis over parameter sets, so one call
 advances a whole batch; parameters enter as ``(B, 1, 1)`` arrays. :func:`_step` is the

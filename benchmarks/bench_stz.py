@@ -20,6 +20,8 @@ Figures (medians of several repeats; the machine is shared, so compare ratios wi
 * ``table2_random``: band peak at the default settings and at 15 fixed steps per frame against 960
   fixed steps (240 with --quick) on 40 random points of the Table 2 bounds (8 with --quick), with
   each default run's CPU time and step count (the stiff-bulk refinement's cost).
+* ``table2_corners``: band peak and band sum (the band's total extra strain) at the default
+  settings against 960 fixed steps per frame on the valid Table 2 corners and the presets.
 * ``grid_refinement``: 32 versus 64 cells (stress curve and band position).
 
 ``--baseline FILE.py``: a module file defining ``simulate`` and ``simulate_batch`` (e.g. a copy
@@ -383,6 +385,43 @@ def bench_table2_random(energy, size, limit_steps, seed=12):
         "default_cpu_s_max": float(cpu.max()), "runs_over_0.3_s": int((cpu > 0.3).sum())}}
 
 
+def _band_sum(field):
+    """Summed row-mean 2E_xy over the five rows around the band's row, minus five times the median row:
+    the band's total extra strain, insensitive to where a one- or two-row band sits on the grid."""
+    rows = field.mean(axis=1)
+    j = int(rows.argmax())
+    near = [(j + k) % rows.size for k in range(-2, 3)]
+    return float(rows[near].sum() - 5.0 * np.median(rows))
+
+
+def bench_table2_corners(energy, limit_steps):
+    """Band peak and band sum at the default settings against fixed ``limit_steps`` on the valid
+    Table 2 corners (E0 at its lower bound and at the largest valid value) and the presets."""
+    e0_edge = round(float(np.min(energy[0])) - 1e-3, 4)
+    cases = {f"corner(c0={p.c0},s_y={p.s_y_gpa},beta={p.beta_per_ev},E0={p.e0_ev})": p
+             for p in table2_corners((TABLE2_BOUNDS["e0_ev"][0], e0_edge))}
+    cases.update({"validation_target": VALIDATION_TARGET, "paper_optimum": PAPER_OPTIMUM, "table1": TABLE1,
+                  "reference_code": REFERENCE_CODE})
+    default = SolverSettings()
+    rows = {}
+    for name, p in cases.items():
+        fields = {}
+        for key, settings in (("limit", dataclasses.replace(default, steps_per_frame=limit_steps,
+                                                              stiff_step_limit=None)), ("default", default)):
+            res = simulate(p, energy[0], energy_final_ev=energy[-1], settings=settings)
+            fields[key] = res.strain_xy_eng[-1]
+        limit_sum = _band_sum(fields["limit"])
+        rows[name] = {"band_peak_rel_err": float(fields["default"].max() / fields["limit"].max() - 1),
+                      # None: no band (uniform flow) at the limit
+                      "band_sum_rel_err": (_band_sum(fields["default"]) / limit_sum - 1
+                                           if limit_sum > 1e-6 * fields["limit"].max() else None),
+                      "band_peak_limit": float(fields["limit"].max())}
+    errs = np.abs([r["band_peak_rel_err"] for r in rows.values()])
+    return {"cases": rows, "summary": {"limit": f"steps_per_frame={limit_steps} fixed", "n_cases": len(rows),
+                                       "default_within_2pct": int((errs <= 0.02).sum()),
+                                       "default_max_abs_rel_err": float(errs.max())}}
+
+
 def bench_grid(energy):
     out = {}
     res = {n: simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(n=n))
@@ -398,7 +437,7 @@ def bench_grid(energy):
     return out
 
 
-SECTIONS = ("single", "batch", "cost_split", "scaling", "convergence", "table2_random", "grid")
+SECTIONS = ("single", "batch", "cost_split", "scaling", "convergence", "table2_random", "table2_corners", "grid")
 
 
 def main(argv=None):
@@ -444,6 +483,8 @@ def main(argv=None):
         report["convergence"] = bench_convergence(energy, steps, presets, 480 if args.quick else 960)
     if "table2_random" in sections:
         report["table2_random"] = bench_table2_random(energy, 8 if args.quick else 40, 240 if args.quick else 960)
+    if "table2_corners" in sections and not args.quick:
+        report["table2_corners"] = bench_table2_corners(energy, 960)
     if "grid" in sections and not args.quick:
         report["grid_refinement"] = bench_grid(energy)
     report["load_average_end"] = os.getloadavg()

@@ -138,6 +138,18 @@ if AVAILABLE:
         sf = -2.0 + sc + e_s * (2.0 + sc)  # F(|S|), Eq 33
         return amp * (1.0 - 1.0 / sc) * sf, amp * (sf / (sc * sc) + (1.0 - 1.0 / sc) * (1.0 - e_s * (1.0 + sc)))
 
+    @njit(cache=True, nogil=True, error_model="numpy", inline="always")
+    def _physical_and_sbar(a_xx, a_yy, a_xy, a_zz, g):
+        """(sigma_xx, sigma_xy, |S|) of a sheared-frame Sigma at strain g: sigma = T Sigma T^T (Eq 35),
+        |S| = sqrt(S:S / 2) of its deviator, units of s_y (physics.deviator_magnitude)."""
+        pxx = a_xx + 2.0 * g * a_xy + g * g * a_yy
+        pxy = a_xy + g * a_yy
+        mean = (pxx + a_yy + a_zz) / 3.0
+        dxx = pxx - mean
+        dyy = a_yy - mean
+        dzz = a_zz - mean
+        return pxx, pxy, math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy)
+
     @njit(cache=True, nogil=True, error_model="numpy")
     def _plastic_round_loaded(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt):
         """One forward-Euler sub-step of d|S|/dgamma = g - 2 mu D (physics.integrate_plastic_step with
@@ -244,18 +256,7 @@ if AVAILABLE:
         sbar_rel_f = sbar_rel.reshape(n_cells)
         sbar = work[3]
         for m in range(n_cells):
-            a_xx = sxx[m]
-            a_yy = syy[m]
-            a_xy = sxy[m]
-            a_zz = szz[m]
-            pxx = a_xx + 2.0 * g * a_xy + g * g * a_yy  # sigma = T Sigma T^T (Eq 35)
-            pyy = a_yy
-            pxy = a_xy + g * a_yy
-            mean = (pxx + pyy + a_zz) / 3.0
-            dxx = pxx - mean
-            dyy = pyy - mean
-            dzz = a_zz - mean
-            sbar[m] = math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy)
+            sbar[m] = _physical_and_sbar(sxx[m], syy[m], sxy[m], szz[m], g)[2]
         # ``out`` holds |S| at the end of the step (explicit) or the accumulated plastic drop
         # (implicit) until the ratio is formed
         out = ratio_f
@@ -497,7 +498,8 @@ if AVAILABLE:
         u2 = vel[1].reshape(nc)
         c1f = c1.reshape(nc)
         c2f = c2.reshape(nc)
-        if dt_adv > 0.0:
+        on = dt_adv > 0.0
+        if on:
             for m in range(nc):
                 c1f[m] = -dt_adv * (u1[m] - g * u2[m]) / h1  # V = T^-1 u (Eq 35)
                 c2f[m] = -dt_adv * u2[m] / h2
@@ -510,7 +512,6 @@ if AVAILABLE:
                 _pad2(refmap[k], pad)
                 _advect(pad, c1, c2, adv[5 + k])
         # a step without advection (between two of a refined frame) reads the zero row instead
-        on = dt_adv > 0.0
         zr = adv[adv.shape[0] - 1]
         d_xx = adv[0] if on else zr
         d_yy = adv[1] if on else zr
@@ -789,16 +790,7 @@ if AVAILABLE:
         rel = sbar_rel.reshape(nc)
         out = load.reshape(nc)
         for m in range(nc):
-            a_yy = s_yy[m]
-            a_xy = s_xy[m]
-            a_zz = s_zz[m]
-            pxx = s_xx[m] + 2.0 * gn * a_xy + gn * gn * a_yy  # sigma = T Sigma T^T (Eq 35)
-            pxy = a_xy + gn * a_yy
-            mean = (pxx + a_yy + a_zz) / 3.0
-            dxx = pxx - mean
-            dyy = a_yy - mean
-            dzz = a_zz - mean
-            out[m] = (math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy) - rel[m]) / dt
+            out[m] = (_physical_and_sbar(s_xx[m], s_yy[m], s_xy[m], s_zz[m], gn)[2] - rel[m]) / dt
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def run_steps(sig, chi, refmap, vel, grad, load, loaded, implicit, gamma0, n_steps, dt, mu, lam, eps0s, c0,
@@ -816,7 +808,7 @@ if AVAILABLE:
         Each member runs on its own, so its arithmetic does not depend on the batch. A member
         whose plastic sub-steps hit the cap is flagged in ``stuck`` and left as it was at the
         start of the failing step. ``advect_every`` m: advection on steps 0, m, 2m, ... by m dt
-        (solver.advect_dt; 1 = every step).
+        (solver.advect_every; 1 = every step).
         """
         nb, _, ny, nx = sig.shape
         nk = nx // 2 + 1
@@ -939,15 +931,10 @@ if AVAILABLE:
                     a_yy = sig[b, 1, j, i]
                     a_xy = sig[b, 2, j, i]
                     a_zz = sig[b, 3, j, i]
-                    pxx = a_xx + 2.0 * gamma * a_xy + gamma * gamma * a_yy  # sigma = T Sigma T^T (Eq 35)
+                    pxx, pxy, sbar = _physical_and_sbar(a_xx, a_yy, a_xy, a_zz, gamma)  # Eq 35
                     pyy = a_yy
-                    pxy = a_xy + gamma * a_yy
                     pzz = a_zz
-                    mean = (pxx + pyy + pzz) / 3.0
-                    dxx = pxx - mean
-                    dyy = pyy - mean
-                    dzz = pzz - mean
-                    t_dev += math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy)
+                    t_dev += sbar
                     t_pxy += pxy
                     t_sxy += a_xy
                     t_pxx += pxx
@@ -1000,11 +987,7 @@ if AVAILABLE:
             c, g = chi[b].ravel(), load_rate[b].ravel()
             m = 0
             for i in range(n):
-                pxx = sxx[i] + 2.0 * gamma * sxy[i] + gamma * gamma * syy[i]  # Eq 35
-                pxy = sxy[i] + gamma * syy[i]
-                mean = (pxx + syy[i] + szz[i]) / 3.0
-                dxx, dyy, dzz = pxx - mean, syy[i] - mean, szz[i] - mean
-                sbar = math.sqrt(0.5 * (dxx * dxx + dyy * dyy + dzz * dzz) + pxy * pxy)
+                sbar = _physical_and_sbar(sxx[i], syy[i], sxy[i], szz[i], gamma)[2]
                 if sbar + max(g[i], 0.0) * dgamma >= 1.0:
                     s = max(sbar, 1.0)
                     amp = 2.0 * mu[b] * eps0_per_strain[b] * math.exp(-1.0 / c[i])

@@ -293,7 +293,7 @@ def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: Solv
     v1 = u1 - gamma * u2
     v2 = u2
     carried = np.concatenate([sig, state.chi[:, None], state.refmap], axis=1)
-    advected = operators.advection_increment(carried, v1, v2, dt_adv, h1, h2) if dt_adv > 0 else 0.0 * carried
+    advected = operators.advection_increment(carried, v1, v2, dt_adv, h1, h2) if dt_adv > 0 else np.zeros_like(carried)
     g = state.grad
     true_terms = physics.truesdell_terms(*phys, g[:, 0], g[:, 1], g[:, 2], g[:, 3])
     explicit_phys = [dt * t - relax_ratio * s for t, s in zip(true_terms, dev)]

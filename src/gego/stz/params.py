@@ -137,8 +137,10 @@ class SolverSettings:
         steps on Table-2 points with mean initial chi 0.27-0.40). With the limit 4, 79 of 80 random
         Table-2 points lie within 2 % of 960 fixed steps (the other, a brittle low-chi avalanche,
         at -2.1 %; 58 of 80 at 15 fixed), but only 17 of the 20 corners and presets: the three
-        corners at c0 0.05, beta 15 /eV (a brittle band one or two rows wide, peak 2E_xy ~4)
-        are -3.3 % to -10 % low. ``None`` or 0 = always steps_per_frame (the C++).
+        corners at c0 0.05, beta 15 /eV are -3.3 % to -10 % low (a band one or two rows wide
+        whose peak depends on where it sits on the grid; and, with E0 within 1 meV of the lowest
+        energy, a brittle avalanche inside one frame that the rule does not see).
+        ``None`` or 0 = always steps_per_frame (the C++).
     max_steps_per_frame : cap on the steps of one frame under ``stiff_step_limit``. 240 (16x the
         base): against 960 fixed steps the band peak on 80 random Table-2 points and on the 16
         valid corners and 4 presets is within 2 % on the same points as with a cap of 480 or 960
@@ -147,8 +149,9 @@ class SolverSettings:
     advect_at_base_step : in a frame refined by ``stiff_step_limit`` to m times the base steps,
         advect Sigma, chi and the reference map once per base step (every m-th step, by m dt)
         rather than every step. The refinement resolves the plastic coupling through the
-        projection; transport is not stiff (its Courant number per base step is ~1e-2) and
-        is 40 % of a step's cost. Plastic update, diffusion, Truesdell terms and projection
+        projection; transport is not stiff (largest Courant number per base step 0.004-0.008 on
+        the validation target and the hottest corner) and is about a fifth of a step's cost
+        (~7 of ~35 us at 32 x 32). Plastic update, diffusion, Truesdell terms and projection
         still run every step. False: advect every step (then results do not depend on how a
         frame's steps were chosen).
     diffusion : ``"code"`` = div(l_chi^2 D grad chi) as the C++ (face-averaged D, no 1/c0);

@@ -264,6 +264,29 @@ def _json_ready(value):
     return value
 
 
+_FINISHED = ("complete", "failed")
+
+
+def _record_of(row) -> EvaluationRecord:
+    """An EvaluationRecord from one row of the SELECT in :meth:`Study.records`."""
+    x = np.array(json.loads(row[2]), dtype=float)
+    x.flags.writeable = False  # records are shared (the finished prefix): immutable like the row
+    return EvaluationRecord(
+        id=row[0],
+        iteration=row[1],
+        x=x,
+        objective=row[3],
+        components=json.loads(row[4]) if row[4] else {},
+        status=row[5],
+        error=row[6],
+        started=row[7],
+        finished=row[8],
+        duration_s=row[9],
+        worker=row[10],
+        attempts=row[11],
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves so every write is one explicit
     # transaction that is durable when the call returns.
@@ -285,6 +308,11 @@ class Study:
     def __init__(self, path: Path, conn: sqlite3.Connection):
         self.path = Path(path)
         self._conn = conn
+        # Leading run (in id order) of finished rows already decoded: a finished row never
+        # changes (record_outcome refuses a second outcome, nothing deletes rows) and new rows
+        # get larger ids, so records() only reads and JSON-decodes the rows after it (O(new)
+        # per loop iteration instead of O(N): 0.09 s per call at N = 8,000).
+        self._finished_prefix: list[EvaluationRecord] = []
 
     # ------------------------------------------------------------------ life cycle
     @classmethod
@@ -450,34 +478,29 @@ class Study:
 
     def records(self, status: str | None = None) -> list[EvaluationRecord]:
         """All evaluation records in id order, optionally only those with one status."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        prefix = self._finished_prefix
+        after = prefix[-1].id if prefix else -1
         query = (
             "SELECT id, iteration, params, objective, components, status, error, started, finished, "
-            "duration_s, worker, attempts FROM evaluations"
+            "duration_s, worker, attempts FROM evaluations WHERE id > ?"
         )
-        args: tuple = ()
+        args: tuple = (after,)
         if status is not None:
-            if status not in STATUSES:
-                raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-            query += " WHERE status=?"
-            args = (status,)
+            query += " AND status=?"
+            args = (after, status)
         rows = self._conn.execute(query + " ORDER BY id", args).fetchall()
-        return [
-            EvaluationRecord(
-                id=r[0],
-                iteration=r[1],
-                x=np.array(json.loads(r[2]), dtype=float),
-                objective=r[3],
-                components=json.loads(r[4]) if r[4] else {},
-                status=r[5],
-                error=r[6],
-                started=r[7],
-                finished=r[8],
-                duration_s=r[9],
-                worker=r[10],
-                attempts=r[11],
-            )
-            for r in rows
-        ]
+        recent = [_record_of(r) for r in rows]
+        if status is None:
+            grown = 0
+            while grown < len(recent) and recent[grown].status in _FINISHED:
+                grown += 1
+            prefix.extend(recent[:grown])
+            return prefix + recent[grown:]
+        if status in _FINISHED:
+            return [r for r in prefix if r.status == status] + recent
+        return recent  # a pending or running row is never in the finished prefix
 
     def best(self) -> EvaluationRecord | None:
         """The complete record with the smallest objective (earliest id on ties), or None."""

@@ -234,22 +234,22 @@ def bench_cost_split(energy, repeats, loops, n=32):
     chi_inf, l_chi = float(mat.chi_inf.ravel()[0]), float(mat.l_chi.ravel()[0])
     sig, chi, ref, vel, grad = state.sigma[0], state.chi[0], state.refmap[0], state.velocity[0], state.grad[0]
     grid = lambda *lead: np.empty(lead + (n, n))  # noqa: E731
-    ratio, chi_pl, kap, chi_d, div, q1, q2, c1, c2, sbar_rel = (grid() for _ in range(10))
+    ratio, chi_pl, kap, chi_d, div, q1, q2, c1, c2, sbar_rel, sbar_grid = (grid() for _ in range(11))
     pad, wpad = np.empty((n + 4, n + 4)), np.empty((2, n + 1, n + 1))
     cpad, kpad = np.empty((n + 2, n + 2)), np.empty((n + 2, n + 2))
     adv, s_star, c_new, r_new, phys_star = np.zeros((8, n, n)), grid(4), grid(), grid(2), grid(3)
     z, uhat = np.empty((n, n), complex), np.empty((n, n), complex)
     rows = np.empty((8, n))
-    sig_out, vel_out, grad_out = grid(4), grid(2), grid(4)
+    sig_out, vel_out, grad_out, sbar_next, load_out = grid(4), grid(2), grid(4), grid(), grid()
     pl_scratch = fast.plastic_scratch(n * n)
-    def plastic():
+    def plastic(have_sbar=True):  # in run_steps |S| comes from the previous step's finish stage
         return fast.plastic_stage(sig, chi, load, loaded, implicit, gamma, dt, mu, eps0s, c0, chi_inf, l_chi, False,
                                   settings.adapt_dev, settings.adapt_chi, settings.max_substeps, ratio, chi_pl, kap,
-                                  sbar_rel, *pl_scratch)
+                                  sbar_rel, sbar_grid, have_sbar, *pl_scratch)
 
-    kmax, _ = plastic()
-    fast.transport_stage(sig, chi, ref, vel, grad, ratio, chi_pl, chi, gamma, dt, dt, h, h, pad, c1, c2, adv, s_star,
-                         c_new, r_new, phys_star)
+    kmax, _ = plastic(False)
+    fast.transport_stage(sig, chi, ref, vel, grad, ratio, chi_pl, chi, gamma, gamma + dt, dt, dt, h, h, pad, c1, c2,
+                         adv, s_star, c_new, r_new, phys_star)
     fast.corner_force_stage(phys_star, gamma + dt, h, h, z)
     zhat = np.fft.fft2(z)
     fast.box_solve_stage(zhat, kappa1, kappa2, gamma + dt, dt, lam, mu, uhat, rows)
@@ -258,13 +258,13 @@ def bench_cost_split(energy, repeats, loops, n=32):
         "plastic_update": plastic,
         "diffusion": lambda: fast.diffusion_stage(chi, kap, kmax, gamma, dt, h, h, chi_d, cpad, kpad, q1, q2),
         "advection_truesdell_transform": lambda: fast.transport_stage(
-            sig, chi, ref, vel, grad, ratio, chi_pl, chi_d, gamma, dt, dt, h, h, pad, c1, c2, adv, s_star, c_new,
-            r_new, phys_star),
+            sig, chi, ref, vel, grad, ratio, chi_pl, chi_d, gamma, gamma + dt, dt, dt, h, h, pad, c1, c2, adv, s_star,
+            c_new, r_new, phys_star),
         "corner_force": lambda: fast.corner_force_stage(phys_star, gamma + dt, h, h, z),
         "spectral_solve": lambda: fast.box_solve_stage(zhat, kappa1, kappa2, gamma + dt, dt, lam, mu, uhat, rows),
-        "finish_elastic_update": lambda: fast.box_finish_stage(w, s_star, gamma + dt, dt, lam, mu, h, h, wpad,
-                                                               sig_out, vel_out, grad_out),
-        "load_rate_update": lambda: fast.load_rate_stage(sig_out, sbar_rel, gamma + dt, dt, load.copy()),
+        "finish_elastic_and_load_rate": lambda: fast.box_finish_stage(
+            w, s_star, gamma + dt, dt, lam, mu, h, h, wpad, sig_out, vel_out, grad_out, sbar_next, sbar_rel, load_out,
+            loaded),
         "empty_kernel_call_overhead": lambda: fast.corner_force_stage(phys_star[:, :1, :1], gamma, h, h, z),
     }
     split = {}

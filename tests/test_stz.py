@@ -371,9 +371,9 @@ def test_cpp_split_reproduces_the_cpp_scheme_bit_for_bit(energy, monkeypatch):
     chi = rng.uniform(0.06, 0.2, size=(ny, nx))
     outs = []
     for loaded_kernel in (False, True):
-        out = [np.empty((ny, nx)) for _ in range(4)]
+        out = [np.empty((ny, nx)) for _ in range(5)]
         flag = fast.plastic_stage(sig, chi, np.zeros((ny, nx)), loaded_kernel, False, g, dt, 23.5, 7e5, 0.55, 0.16,
-                                  40.0, False, 2e-3, 1e-2, 20000, *out, *fast.plastic_scratch(ny * nx))[1]
+                                  40.0, False, 2e-3, 1e-2, 20000, *out, False, *fast.plastic_scratch(ny * nx))[1]
         assert not flag
         outs.append(out[:3])
     assert (outs[0][0] > 0).any()

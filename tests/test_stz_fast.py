@@ -64,8 +64,14 @@ def test_box_corner_projection_matches_reference_projection(seed, gamma, ny, nx)
     uhat = np.empty((ny, nx), complex)
     fast.box_solve_stage(np.fft.fft2(z), kappa1, kappa2, gamma, dt, lam, mu, uhat, np.empty((8, nx)))
     sigma, velocity, grad = np.empty((4, ny, nx)), np.empty((2, ny, nx)), np.empty((4, ny, nx))
+    sbar_next, load = np.empty((ny, nx)), np.empty((ny, nx))
+    sbar_rel = rng.uniform(0.5, 1.5, size=(ny, nx))
     fast.box_finish_stage(np.fft.ifft2(uhat), sheared_star, gamma, dt, lam, mu, h1, h2,
-                          np.empty((2, ny + 1, nx + 1)), sigma, velocity, grad)
+                          np.empty((2, ny + 1, nx + 1)), sigma, velocity, grad, sbar_next, sbar_rel, load, True)
+    # the fused |S| at the new strain and the non-plastic load rate (solver._step, loaded split)
+    sbar_want = physics.deviator_magnitude(*physics.sheared_to_physical(gamma, *sigma))
+    np.testing.assert_allclose(sbar_next, sbar_want, rtol=1e-13)
+    np.testing.assert_allclose(load, (sbar_want - sbar_rel) / dt, rtol=1e-9, atol=1e-9 * np.abs(load).max())
 
     scale_v = np.abs(velocity_ref).max() + 1e-300
     scale_g = np.abs(grad_ref).max()
@@ -159,12 +165,18 @@ def test_plastic_stage_matches_reference_substeps(seed, dt, adapt, mode):
         drop, chi_ref, stuck = physics.integrate_plastic_step(sbar, chi, dt, load_rate=load if loaded else None, **kw)
     ratio, chi_pl, kap, sbar_rel = (np.full((ny, nx), np.nan) for _ in range(4))
 
-    def stage(max_sub):
+    def stage(max_sub, sbar_given=None):
+        sbar_grid = np.empty((ny, nx)) if sbar_given is None else sbar_given.copy()
         return fast.plastic_stage(sig, chi, load, loaded, implicit, g, dt, mu, eps0s, c0, chi_inf, l_chi, False,
-                                  adapt, adapt_chi, max_sub, ratio, chi_pl, kap, sbar_rel,
-                                  *fast.plastic_scratch(ny * nx))
+                                  adapt, adapt_chi, max_sub, ratio, chi_pl, kap, sbar_rel, sbar_grid,
+                                  sbar_given is not None, *fast.plastic_scratch(ny * nx))
 
+    # |S| handed over by the previous step's finish stage gives the same result as computing it
+    kmax_given, _ = stage(20000, sbar_given=sbar)
+    given = [a.copy() for a in (ratio, chi_pl, kap, sbar_rel)]
     kmax, flag = stage(20000)
+    assert kmax == kmax_given and all(np.array_equal(a, b, equal_nan=True)
+                                      for a, b in zip(given, (ratio, chi_pl, kap, sbar_rel)))
     assert not flag and not stuck.any()
     assert np.allclose(ratio * sbar, drop, rtol=1e-12, atol=1e-15)
     assert np.allclose(chi_pl, chi_ref, rtol=1e-12, atol=0)

@@ -7,8 +7,8 @@ to numba by the ``rocket-fft`` package). One step is a short sequence of member-
 single pass over the grid into scratch arrays allocated once per call (no temporaries per step):
 
 1. :func:`plastic_stage`    plastic relaxation and chi source per cell (Eq 29, 32-33), for the
-   loaded split driven by the cell's non-plastic |S| rate of the previous step
-   (:func:`load_rate_stage`, after the projection);
+   loaded split driven by the cell's non-plastic |S| rate of the previous step (formed in the
+   finish stage of step 4, with |S| at the new strain, which the next plastic stage reuses);
 2. :func:`diffusion_stage`  explicit, sub-cycled chi diffusion (Eq 29, 34);
 3. :func:`transport_stage`  ENO2 advection of Sigma, chi and the reference map, Truesdell terms
    (Eq 30), and the physical predicted stress sigma* at the new strain;
@@ -66,7 +66,7 @@ except ImportError:  # pragma: no cover - numba / rocket-fft are optional
 
 __all__ = ["AVAILABLE", "exp_array", "plastic_scratch", "plastic_stage", "diffusion_stage", "transport_stage",
            "corner_force_stage", "box_solve_stage", "box_finish_stage", "spectral_stage", "finish_stage",
-           "load_rate_stage", "run_steps", "record_frame", "finite_members", "stiff_quantile"]
+           "run_steps", "record_frame", "finite_members", "stiff_quantile"]
 
 if AVAILABLE:
 
@@ -223,16 +223,19 @@ if AVAILABLE:
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def plastic_stage(sig, chi, load, loaded, implicit, g, dt, mu, eps0s, c0, chi_inf, l_chi, paper_form, adapt,
-                      adapt_chi, max_sub, ratio, chi_pl, kap, sbar_rel, work, xs, es, kbuf, idx, limited):
+                      adapt_chi, max_sub, ratio, chi_pl, kap, sbar_rel, sbar_grid, have_sbar, work, xs, es, kbuf,
+                      idx, limited):
         """Step 1: plastic relaxation per cell (Eq 29, 32-33) and the chi diffusivity (Eq 34).
 
         ``sig`` is one member's sheared-frame Sigma ``(4, ny, nx)`` at strain ``g``; ``load`` its
         non-plastic d|S|/dgamma of the previous step, used when ``loaded`` (the default split):
         the cell is then integrated with d|S|/dgamma = load - 2 mu D, by linearly implicit
         sub-steps if ``implicit`` (else forward Euler), and only the plastic drop is applied;
-        not ``loaded`` is the C++ split (load ignored). Writes the relaxation ratio drop/|S|,
+        not ``loaded`` is the C++ split (load ignored). ``sbar_grid`` ``(ny, nx)``: |S| of ``sig``
+        at ``g``, computed here unless ``have_sbar`` (then the previous step's
+        :func:`box_finish_stage` / :func:`finish_stage` wrote it). Writes the relaxation ratio drop/|S|,
         chi after the source, the diffusivity K (A^2 per unit strain) and, when ``loaded``,
-        |S| after the plastic scaling (``sbar_rel``, for :func:`load_rate_stage`); returns
+        |S| after the plastic scaling (``sbar_rel``, for the load rate in :func:`_elastic_row`); returns
         (max K, stuck). The first sub-step runs on the whole grid; the cells with strain left
         are gathered into a compact list and sub-stepped together, one vectorised round per
         sub-step, until each has used its whole step (or ``max_sub`` sub-steps in all: stuck).
@@ -254,9 +257,10 @@ if AVAILABLE:
         chi_pl_f = chi_pl.reshape(n_cells)
         kap_f = kap.reshape(n_cells)
         sbar_rel_f = sbar_rel.reshape(n_cells)
-        sbar = work[3]
-        for m in range(n_cells):
-            sbar[m] = _physical_and_sbar(sxx[m], syy[m], sxy[m], szz[m], g)[2]
+        sbar = sbar_grid.reshape(n_cells)
+        if not have_sbar:
+            for m in range(n_cells):
+                sbar[m] = _physical_and_sbar(sxx[m], syy[m], sxy[m], szz[m], g)[2]
         # ``out`` holds |S| at the end of the step (explicit) or the accumulated plastic drop
         # (implicit) until the ratio is formed
         out = ratio_f
@@ -476,8 +480,8 @@ if AVAILABLE:
             o_zz[i] = a_zz[i] + d_zz[i] + ezz
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def transport_stage(sig, chi, refmap, vel, grad, ratio, chi_pl, chi_d, g, dt, dt_adv, h1, h2, pad, c1, c2,
-                        adv, sig_out, chi_out, ref_out, phys_star):
+    def transport_stage(sig, chi, refmap, vel, grad, ratio, chi_pl, chi_d, g, gn, dt, dt_adv, h1, h2, pad, c1,
+                        c2, adv, sig_out, chi_out, ref_out, phys_star):
         """Step 3: advection by V = T^-1 u, Truesdell and plastic terms (Eq 30) for one member.
 
         The seven carried fields (Sigma, chi, reference map) are copied into the ghost-padded
@@ -487,10 +491,9 @@ if AVAILABLE:
         increment, see solver.advect_every); one fused pass then
         adds the Truesdell and plastic terms. Writes sigma* (sheared frame) to ``sig_out``,
         chi and the reference map after the step, and the physical sigma*_xx, _yy, _xy at
-        ``g + dt`` to ``phys_star`` ``(3, ny, nx)``.
+        ``gn`` (the strain after the step, g + dt up to round-off) to ``phys_star`` ``(3, ny, nx)``.
         """
         _, ny, nx = sig.shape
-        gn = g + dt
         nc = ny * nx
         # point-wise passes run over the flattened grid: rows of 32 are shorter than LLVM's
         # vector loop (width x interleave), which would leave them scalar
@@ -656,14 +659,16 @@ if AVAILABLE:
             ui[i] = u1i + u2r
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def box_finish_stage(w, sig_star, gn, dt, lam, mu, h1, h2, wpad, sig_out, vel_out, grad_out):
+    def box_finish_stage(w, sig_star, gn, dt, lam, mu, h1, h2, wpad, sig_out, vel_out, grad_out, sbar_next,
+                         sbar_rel, load, loaded):
         """Corner velocity ``w`` (complex u1 + i u2) -> centre velocity and L; add dt C:D (Eq 30).
 
         Centre (j, i) is surrounded by the corners (j, i), (j, i+1), (j+1, i), (j+1, i+1); their
         average and compact differences have the symbols e^{+i phi} (cos cos, i kappa_a), which
         undo the corner phase: the result equals the reference ``project_velocity``.
         ``wpad`` ``(2, ny + 1, nx + 1)`` scratch: real corner velocities with one periodic ghost
-        row and column, so the inner loop has no index wrapping.
+        row and column, so the inner loop has no index wrapping. ``sbar_next``, ``load``: see
+        :func:`_elastic_row` (the load rate is formed in the same pass as the update).
         """
         _, ny, nx = sig_star.shape
         for j in range(ny + 1):
@@ -680,7 +685,7 @@ if AVAILABLE:
             _corner_to_centre_row(wpad[0, j], wpad[0, j + 1], wpad[1, j], wpad[1, j + 1], gn, h1, h2,
                                   vel_out[0, j], vel_out[1, j], grad_out[0, j], grad_out[1, j], grad_out[2, j],
                                   grad_out[3, j])
-        _elastic_flat(sig_star, grad_out, gn, dt, lam, mu, sig_out)
+        _elastic_flat(sig_star, grad_out, gn, dt, lam, mu, sig_out, sbar_next, sbar_rel, load, loaded)
 
     @njit(cache=True, inline="always", error_model="numpy")
     def _corner_to_centre_row(w0, w0n, w1, w1n, gn, h1, h2, v0, v1, g_xx, g_xy, g_yx, g_yy):
@@ -702,11 +707,14 @@ if AVAILABLE:
             g_yy[i] = d2u2 - gn * d1u2
 
     @njit(cache=True, inline="always", error_model="numpy")
-    def _elastic_row(s_xx, s_yy, s_xy, s_zz, l_xx, l_xy, l_yx, l_yy, gn, dt, lam, mu, o_xx, o_yy, o_xy, o_zz):
+    def _elastic_row(s_xx, s_yy, s_xy, s_zz, l_xx, l_xy, l_yx, l_yy, gn, dt, lam, mu, o_xx, o_yy, o_xy, o_zz,
+                     sbar_next, sbar_rel, load, loaded):
         """One row of Eq 30: o = sigma* + dt C : D, D = sym(L), L the total (affine + periodic)
         velocity gradient per unit strain, L_affine = [[0, 1], [0, 0]] (Eq 35); written in the
         sheared frame Sigma = T^-1 sigma T^-T (T with gamma = gn), plane strain (zz carries
-        lam tr D). Units of s_y."""
+        lam tr D). Units of s_y. In the same pass: |S| of o at gn into ``sbar_next`` (the next
+        step's plastic stage starts from it) and, when ``loaded``, the step's non-plastic
+        d|S|/dgamma (|S| - |S| after the plastic scaling) / dt into ``load``."""
         for i in range(s_xx.size):
             lxx = l_xx[i]
             lxy = l_xy[i] + 1.0
@@ -717,20 +725,29 @@ if AVAILABLE:
             eyy = dt * (lam * tr + 2.0 * mu * lyy)
             exy = dt * (mu * (lxy + lyx))
             ezz = dt * (lam * tr)
-            o_xx[i] = s_xx[i] + (exx - 2.0 * gn * exy + gn * gn * eyy)
-            o_yy[i] = s_yy[i] + eyy
-            o_xy[i] = s_xy[i] + (exy - gn * eyy)
-            o_zz[i] = s_zz[i] + ezz
+            a_xx = s_xx[i] + (exx - 2.0 * gn * exy + gn * gn * eyy)
+            a_yy = s_yy[i] + eyy
+            a_xy = s_xy[i] + (exy - gn * eyy)
+            a_zz = s_zz[i] + ezz
+            o_xx[i] = a_xx
+            o_yy[i] = a_yy
+            o_xy[i] = a_xy
+            o_zz[i] = a_zz
+            sb = _physical_and_sbar(a_xx, a_yy, a_xy, a_zz, gn)[2]
+            sbar_next[i] = sb
+            if loaded:
+                load[i] = (sb - sbar_rel[i]) / dt
 
     @njit(cache=True, inline="always", error_model="numpy")
-    def _elastic_flat(sig_star, grad, gn, dt, lam, mu, sig_out):
+    def _elastic_flat(sig_star, grad, gn, dt, lam, mu, sig_out, sbar_next, sbar_rel, load, loaded):
         """:func:`_elastic_row` over the whole (flattened) grid."""
         _, ny, nx = sig_star.shape
         nc = ny * nx
         _elastic_row(sig_star[0].reshape(nc), sig_star[1].reshape(nc), sig_star[2].reshape(nc),
                      sig_star[3].reshape(nc), grad[0].reshape(nc), grad[1].reshape(nc), grad[2].reshape(nc),
                      grad[3].reshape(nc), gn, dt, lam, mu, sig_out[0].reshape(nc), sig_out[1].reshape(nc),
-                     sig_out[2].reshape(nc), sig_out[3].reshape(nc))
+                     sig_out[2].reshape(nc), sig_out[3].reshape(nc), sbar_next.reshape(nc), sbar_rel.reshape(nc),
+                     load.reshape(nc), loaded)
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def spectral_stage(spec, kappa1, kappa2, average, gamma_new, dt, lam, mu, out):
@@ -760,10 +777,12 @@ if AVAILABLE:
                 out[5, j, i] = 1j * ky * u2
 
     @njit(cache=True, nogil=True, error_model="numpy")
-    def finish_stage(sig_star, real, gn, dt, lam, mu, sig_out, vel_out, grad_out):
+    def finish_stage(sig_star, real, gn, dt, lam, mu, sig_out, vel_out, grad_out, sbar_next, sbar_rel, load,
+                     loaded):
         """Add dt C:(D_affine + sym grad u) in the sheared frame (Eq 30); store velocity and L.
 
-        ``real`` ``(6, ny, nx)``: centre velocity (2) and L = (xx, xy, yx, yy) per unit strain.
+        ``real`` ``(6, ny, nx)``: centre velocity (2) and L = (xx, xy, yx, yy) per unit strain;
+        ``sbar_next``, ``load`` as in :func:`box_finish_stage`.
         """
         _, ny, nx = sig_star.shape
         for j in range(ny):
@@ -774,23 +793,7 @@ if AVAILABLE:
                 grad_out[1, j, i] = real[3, j, i]
                 grad_out[2, j, i] = real[4, j, i]
                 grad_out[3, j, i] = real[5, j, i]
-        _elastic_flat(sig_star, grad_out, gn, dt, lam, mu, sig_out)
-
-    @njit(cache=True, nogil=True, error_model="numpy")
-    def load_rate_stage(sig, sbar_rel, gn, dt, load):
-        """Non-plastic d|S|/dgamma of the step just finished (advection, Truesdell, elastic
-        increment): (|S|(Sigma at ``gn``) - |S| after the plastic scaling) / dt, into ``load`` for
-        the next step's plastic sub-steps (solver._step, loaded split)."""
-        _, ny, nx = sig.shape
-        nc = ny * nx
-        s_xx = sig[0].reshape(nc)
-        s_yy = sig[1].reshape(nc)
-        s_xy = sig[2].reshape(nc)
-        s_zz = sig[3].reshape(nc)
-        rel = sbar_rel.reshape(nc)
-        out = load.reshape(nc)
-        for m in range(nc):
-            out[m] = (_physical_and_sbar(s_xx[m], s_yy[m], s_xy[m], s_zz[m], gn)[2] - rel[m]) / dt
+        _elastic_flat(sig_star, grad_out, gn, dt, lam, mu, sig_out, sbar_next, sbar_rel, load, loaded)
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def run_steps(sig, chi, refmap, vel, grad, load, loaded, implicit, gamma0, n_steps, dt, mu, lam, eps0s, c0,
@@ -815,6 +818,7 @@ if AVAILABLE:
         ratio = np.empty((ny, nx))
         work, xs, es, kbuf, idx, limited = plastic_scratch(ny * nx)
         sbar_rel = np.empty((ny, nx))
+        sbar_grid = np.empty((ny, nx))
         chi_pl = np.empty((ny, nx))
         kap = np.empty((ny, nx))
         chi_d = np.empty((ny, nx))
@@ -849,33 +853,36 @@ if AVAILABLE:
             g_cur = grad[b]
             l_cur = load[b]
             for step in range(n_steps):
+                # g and gn by one formula, so that this step's gn is the next step's g to the bit
+                # and the |S| the finish stage computes at gn serves the next plastic stage
                 g = gamma0 + step * dt
+                gn = gamma0 + (step + 1) * dt
                 kmax, flag = plastic_stage(s_cur, c_cur, l_cur, loaded, implicit, g, dt, mu[b], eps0s[b], c0[b],
                                            chi_inf[b], l_chi[b], paper_form, adapt, adapt_chi, max_sub, ratio,
-                                           chi_pl, kap, sbar_rel, work, xs, es, kbuf, idx, limited)
+                                           chi_pl, kap, sbar_rel, sbar_grid, step > 0, work, xs, es, kbuf, idx,
+                                           limited)
                 if flag:
                     stuck[b] = True
                     break
                 diffusion_stage(c_cur, kap, kmax, g, dt, h1, h2, chi_d, cpad, kpad, q1, q2)
                 dt_adv = dt * advect_every if step % advect_every == 0 else 0.0
-                transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, chi_d, g, dt, dt_adv, h1, h2, pad,
-                                c1, c2, adv, s_star, c_new, r_new, phys_star)
-                gn = g + dt
+                transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, chi_d, g, gn, dt, dt_adv, h1, h2,
+                                pad, c1, c2, adv, s_star, c_new, r_new, phys_star)
                 if box:
                     corner_force_stage(phys_star, gn, h1, h2, z)
                     c2c(z, zhat, fft_axes, True, 1.0, 1)  # = np.fft.fft2(z), bit for bit
                     box_solve_stage(zhat, kappa1, kappa2, gn, dt, lam[b], mu[b], uhat, solve_rows)
                     c2c(uhat, w, fft_axes, False, inv_cells, 1)  # = np.fft.ifft2(uhat)
-                    box_finish_stage(w, s_star, gn, dt, lam[b], mu[b], h1, h2, wpad, s_cur, v_cur, g_cur)
+                    box_finish_stage(w, s_star, gn, dt, lam[b], mu[b], h1, h2, wpad, s_cur, v_cur, g_cur, sbar_grid,
+                                     sbar_rel, l_cur, loaded)
                 else:
                     for k in range(3):
                         spec[k] = np.fft.rfft2(phys_star[k])
                     spectral_stage(spec, kappa1, kappa2, average, gn, dt, lam[b], mu[b], spec_out)
                     for k in range(6):
                         real[k] = np.fft.irfft2(spec_out[k], s=(ny, nx))
-                    finish_stage(s_star, real, gn, dt, lam[b], mu[b], s_cur, v_cur, g_cur)
-                if loaded:
-                    load_rate_stage(s_cur, sbar_rel, gn, dt, l_cur)
+                    finish_stage(s_star, real, gn, dt, lam[b], mu[b], s_cur, v_cur, g_cur, sbar_grid, sbar_rel, l_cur,
+                                 loaded)
                 c_cur[:] = c_new
                 r_cur[:] = r_new
 
@@ -1002,5 +1009,5 @@ if AVAILABLE:
 
 else:  # pragma: no cover
     exp_array = plastic_scratch = plastic_stage = diffusion_stage = transport_stage = corner_force_stage = None
-    box_solve_stage = box_finish_stage = spectral_stage = finish_stage = load_rate_stage = run_steps = None
+    box_solve_stage = box_finish_stage = spectral_stage = finish_stage = run_steps = None
     record_frame = finite_members = stiff_quantile = None

@@ -250,10 +250,13 @@ class _State:
 
 
 def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: SolverSettings,
-          wn: operators.Wavenumbers, h1: float, h2: float, dt_adv: float | None = None) -> tuple[_State, np.ndarray]:
+          wn: operators.Wavenumbers, h1: float, h2: float, dt_adv: float | None = None,
+          gamma_new: float | None = None) -> tuple[_State, np.ndarray]:
     """Advance the batch by one quasi-static step from strain ``gamma``; returns (state, stuck per member).
 
     ``dt_adv``: strain increment of this step's advection (default ``dt``; 0 = none, see :func:`advect_every`).
+    ``gamma_new``: the strain after the step (default ``gamma + dt``; the frame loop passes
+    gamma0 + (j + 1) dt, the formula of the next step's ``gamma``, as the compiled path does).
     """
     dt_adv = dt if dt_adv is None else dt_adv
     sig = state.sigma
@@ -303,7 +306,7 @@ def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: Solv
     refmap_new = state.refmap + advected[:, 5:] + dt * np.stack([v1, v2], axis=1)
 
     # 4. Projection at the new strain: dt C:(D_affine + sym grad u) restores div sigma = 0 (Eq 30-31)
-    gamma_new = gamma + dt
+    gamma_new = gamma + dt if gamma_new is None else gamma_new
     phys_star = physics.sheared_to_physical(gamma_new, *(sigma_star[:, k] for k in range(4)))
     velocity, grad = operators.project_velocity(np.stack(phys_star[:3], axis=1), gamma_new, dt,
                                                 mat.lame_lambda, mat.mu, wn)
@@ -503,7 +506,7 @@ def _advance_frame(state: _State, mat: _Material, gamma0: float, n_steps: int, s
     stuck_any = np.zeros(state.chi.shape[0], dtype=bool)
     for j in range(n_steps):
         state, stuck = _step(state, gamma0 + j * dt, dt, mat, settings, wn, h1, h2,
-                             dt_adv=every * dt if j % every == 0 else 0.0)
+                             dt_adv=every * dt if j % every == 0 else 0.0, gamma_new=gamma0 + (j + 1) * dt)
         stuck_any |= stuck  # a stuck member is retired after the frame; the others finish it
     return state, stuck_any
 

@@ -507,15 +507,19 @@ def test_advect_every_is_the_refinement_factor_of_a_frame():
     assert solver.advect_every(40, dataclasses.replace(base, steps_per_frame=15)) == 1  # not a refinement of 15
     with pytest.raises(ConfigError, match="advect_at_base_step must be true or false"):
         dataclasses.replace(base, advect_at_base_step="yes").validate()
+    assert [solver.diffuse_every(n, base) for n in (15, 30, 960)] == [1, 2, 64]
+    assert solver.diffuse_every(960, dataclasses.replace(base, diffuse_at_base_step=False)) == 1
+    assert solver.diffuse_every(960, dataclasses.replace(base, advect_at_base_step=False)) == 64  # independent
 
 
-def test_refined_frames_advect_at_the_base_step_without_changing_the_band(energy, stiff_bulk):
-    """Transport at the base step in refined frames (the default) against advecting every fine step: the
-    refinement resolves the plastic coupling, not the transport, so the fields barely move."""
+@pytest.mark.parametrize("option", ["advect_at_base_step", "diffuse_at_base_step"])
+def test_refined_frames_transport_at_the_base_step_without_changing_the_band(energy, stiff_bulk, option):
+    """Advection or chi diffusion at the base step in refined frames (the default) against every fine
+    step: the refinement resolves the plastic coupling, not the transport, so the fields barely move."""
     settings = SolverSettings(n_frames=60, gamma_final=0.3)
     lumped = simulate(stiff_bulk, energy[0], energy_final_ev=energy[-1], settings=settings)
     every = simulate(stiff_bulk, energy[0], energy_final_ev=energy[-1],
-                     settings=dataclasses.replace(settings, advect_at_base_step=False))
+                     settings=dataclasses.replace(settings, **{option: False}))
     assert lumped.steps_per_frame_used.max() >= 4 * settings.steps_per_frame  # frames were refined
     assert np.array_equal(lumped.steps_per_frame_used, every.steps_per_frame_used)
     assert not np.array_equal(lumped.strain_xy_eng, every.strain_xy_eng)  # the option does act

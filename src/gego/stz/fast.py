@@ -9,7 +9,8 @@ single pass over the grid into scratch arrays allocated once per call (no tempor
 1. :func:`plastic_stage`    plastic relaxation and chi source per cell (Eq 29, 32-33), for the
    loaded split driven by the cell's non-plastic |S| rate of the previous step (formed in the
    finish stage of step 4, with |S| at the new strain, which the next plastic stage reuses);
-2. :func:`diffusion_stage`  explicit, sub-cycled chi diffusion (Eq 29, 34);
+2. :func:`diffusion_stage`  explicit, sub-cycled chi diffusion (Eq 29, 34), in a refined frame
+   once per base step with the mean diffusivity of its steps;
 3. :func:`transport_stage`  ENO2 advection of Sigma, chi and the reference map, Truesdell terms
    (Eq 30), and the physical predicted stress sigma* at the new strain;
 4. projection (Eq 31). For the ``"box"`` derivative (the C++ scheme) the force div sigma* is
@@ -795,10 +796,25 @@ if AVAILABLE:
                 grad_out[3, j, i] = real[5, j, i]
         _elastic_flat(sig_star, grad_out, gn, dt, lam, mu, sig_out, sbar_next, sbar_rel, load, loaded)
 
+    @njit(cache=True, inline="always", error_model="numpy")
+    def _accumulate_diffusivity(kap_sum, kap, n_group, closes):
+        """kap_sum += kap; if ``closes``, kap_sum /= n_group (the group's mean K) and return its max."""
+        n = kap.size
+        kf = kap_sum.reshape(n)
+        kp = kap.reshape(n)
+        for m in range(n):
+            kf[m] += kp[m]
+        kmax = 0.0
+        if closes:
+            for m in range(n):
+                kf[m] = kf[m] / n_group
+                kmax = max(kmax, kf[m])
+        return kmax
+
     @njit(cache=True, nogil=True, error_model="numpy")
     def run_steps(sig, chi, refmap, vel, grad, load, loaded, implicit, gamma0, n_steps, dt, mu, lam, eps0s, c0,
                   chi_inf, l_chi, paper_form, adapt, adapt_chi, max_sub, h1, h2, box, kappa1, kappa2, average,
-                  stuck, advect_every):
+                  stuck, advect_every, diffuse_every):
         """Advance every member by ``n_steps`` steps from strain ``gamma0``, in place.
 
         ``load`` ``(B, ny, nx)``: non-plastic d|S|/dgamma of the previous step, used and updated
@@ -811,7 +827,8 @@ if AVAILABLE:
         Each member runs on its own, so its arithmetic does not depend on the batch. A member
         whose plastic sub-steps hit the cap is flagged in ``stuck`` and left as it was at the
         start of the failing step. ``advect_every`` m: advection on steps 0, m, 2m, ... by m dt
-        (solver.advect_every; 1 = every step).
+        (solver.advect_every; 1 = every step). ``diffuse_every`` m: chi diffusion on steps
+        m - 1, 2m - 1, ... over m dt with the mean diffusivity of the m steps (solver.diffuse_every).
         """
         nb, _, ny, nx = sig.shape
         nk = nx // 2 + 1
@@ -821,6 +838,7 @@ if AVAILABLE:
         sbar_grid = np.empty((ny, nx))
         chi_pl = np.empty((ny, nx))
         kap = np.empty((ny, nx))
+        kap_sum = np.zeros((ny, nx))
         chi_d = np.empty((ny, nx))
         cpad = np.empty((ny + 2, nx + 2))
         kpad = np.empty((ny + 2, nx + 2))
@@ -852,6 +870,7 @@ if AVAILABLE:
             v_cur = vel[b]
             g_cur = grad[b]
             l_cur = load[b]
+            kap_sum[:] = 0.0
             for step in range(n_steps):
                 # g and gn by one formula, so that this step's gn is the next step's g to the bit
                 # and the |S| the finish stage computes at gn serves the next plastic stage
@@ -864,9 +883,23 @@ if AVAILABLE:
                 if flag:
                     stuck[b] = True
                     break
-                diffusion_stage(c_cur, kap, kmax, g, dt, h1, h2, chi_d, cpad, kpad, q1, q2)
+                # chi diffusion (Eq 29, 34) every step, or once per group of diffuse_every steps
+                # over the group's strain with its mean diffusivity (solver.diffuse_every)
+                c_diff = chi_d
+                if diffuse_every == 1:
+                    diffusion_stage(c_cur, kap, kmax, g, dt, h1, h2, chi_d, cpad, kpad, q1, q2)
+                else:
+                    n_group = step % diffuse_every + 1
+                    closes = n_group == diffuse_every or step == n_steps - 1
+                    kmax_group = _accumulate_diffusivity(kap_sum, kap, n_group, closes)
+                    if closes:
+                        diffusion_stage(c_cur, kap_sum, kmax_group, g, dt * n_group, h1, h2, chi_d, cpad, kpad, q1,
+                                        q2)
+                        kap_sum[:] = 0.0
+                    else:
+                        c_diff = c_cur  # no diffusion increment on this step
                 dt_adv = dt * advect_every if step % advect_every == 0 else 0.0
-                transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, chi_d, g, gn, dt, dt_adv, h1, h2,
+                transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, c_diff, g, gn, dt, dt_adv, h1, h2,
                                 pad, c1, c2, adv, s_star, c_new, r_new, phys_star)
                 if box:
                     corner_force_stage(phys_star, gn, h1, h2, z)

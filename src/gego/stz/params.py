@@ -154,6 +154,11 @@ class SolverSettings:
         (~7 of ~35 us at 32 x 32). Plastic update, diffusion, Truesdell terms and projection
         still run every step. False: advect every step (then results do not depend on how a
         frame's steps were chosen).
+    diffuse_at_base_step : likewise diffuse chi once per base step in a refined frame: on every
+        m-th step, over m dt, with the mean of the m steps' diffusivities (Eq 34), so the chi
+        source and plastic rate still see every step. Diffusion is not what makes those frames
+        stiff; per step it costs ~2 of ~32 us (hot corner: 6 % less CPU per step, interleaved);
+        band peak on the 80 random Table 2 points unchanged to 0.01 % (same 79 of 80 within 2 %).
     diffusion : ``"code"`` = div(l_chi^2 D grad chi) as the C++ (face-averaged D, no 1/c0);
         ``"paper"`` = div(l_chi^2 sqrt(Dpl:Dpl) grad chi) / c0 (Eq 29, 34).
     derivative : ``"box"`` = the compact staggered (cell-corner velocity) difference of the
@@ -189,6 +194,7 @@ class SolverSettings:
     stiff_step_limit: float | None = 4.0
     max_steps_per_frame: int = 240
     advect_at_base_step: bool = True
+    diffuse_at_base_step: bool = True
     plastic_split: Literal["loaded", "cpp"] = "loaded"
     plastic_substeps: Literal["implicit", "explicit"] = "implicit"
     diffusion: Literal["code", "paper"] = "code"
@@ -246,7 +252,7 @@ class SolverSettings:
             raise ConfigError(f"solver setting derivative must be 'box' or 'spectral', got {self.derivative!r}")
         if self.backend not in ("auto", "numpy", "numba"):
             raise ConfigError(f"solver setting backend must be 'auto', 'numpy' or 'numba', got {self.backend!r}")
-        for name in ("advect_at_base_step", "store_stress_fields"):
+        for name in ("advect_at_base_step", "diffuse_at_base_step", "store_stress_fields"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"solver setting {name} must be true or false, got {getattr(self, name)!r}")
         return self

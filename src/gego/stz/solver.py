@@ -251,12 +251,17 @@ class _State:
 
 def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: SolverSettings,
           wn: operators.Wavenumbers, h1: float, h2: float, dt_adv: float | None = None,
-          gamma_new: float | None = None) -> tuple[_State, np.ndarray]:
+          gamma_new: float | None = None, diffusivity_sum: np.ndarray | None = None,
+          diffuse_steps: int = 1) -> tuple[_State, np.ndarray]:
     """Advance the batch by one quasi-static step from strain ``gamma``; returns (state, stuck per member).
 
     ``dt_adv``: strain increment of this step's advection (default ``dt``; 0 = none, see :func:`advect_every`).
     ``gamma_new``: the strain after the step (default ``gamma + dt``; the frame loop passes
     gamma0 + (j + 1) dt, the formula of the next step's ``gamma``, as the compiled path does).
+    ``diffusivity_sum``, ``diffuse_steps``: chi diffusion once per group of steps (see
+    :func:`advect_every`): the diffusivity of this step is added to ``diffusivity_sum`` (in
+    place); when ``diffuse_steps`` n > 0 chi diffuses over n dt with the group's mean
+    diffusivity and the sum is reset, when 0 it does not diffuse on this step. None: every step.
     """
     dt_adv = dt if dt_adv is None else dt_adv
     sig = state.sigma
@@ -281,10 +286,17 @@ def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: Solv
     # 2. chi diffusion with the step-averaged plastic rate D = drop / (2 mu dt) (Eq 29, 34)
     d_avg = drop / (2.0 * mat.mu * dt)
     diffusivity = physics.chi_diffusivity(d_avg, mat.l_chi, mat.c0, settings.diffusion)
+    dt_diff = dt
+    if diffusivity_sum is not None:
+        diffusivity_sum += diffusivity
+        dt_diff = diffuse_steps * dt
+        diffusivity = diffusivity_sum / diffuse_steps if diffuse_steps else np.zeros_like(diffusivity)
+        if diffuse_steps:
+            diffusivity_sum[...] = 0.0
     chi_diffused = state.chi
     if np.any(diffusivity > 0):
-        n_sub = operators.diffusion_substeps(diffusivity.max(axis=(1, 2)), dt, gamma, h1, h2)
-        sub_dt = (dt / n_sub)[:, None, None]
+        n_sub = operators.diffusion_substeps(diffusivity.max(axis=(1, 2)), dt_diff, gamma, h1, h2)
+        sub_dt = (dt_diff / n_sub)[:, None, None]
         for i in range(int(n_sub.max())):
             active = (i < n_sub)[:, None, None]
             increment = sub_dt * operators.diffusion_divergence(chi_diffused, diffusivity, gamma, h1, h2)
@@ -325,8 +337,11 @@ def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: Solv
 
 
 def _run_compiled_steps(state: _State, gamma0: float, n_steps: int, dt: float, mat: _Material,
-                        settings: SolverSettings, every: int = 1) -> np.ndarray:
-    """Advance ``state`` in place by ``n_steps`` compiled steps from strain ``gamma0``; returns stuck per member."""
+                        settings: SolverSettings, every: int = 1, diffuse: int = 1) -> np.ndarray:
+    """Advance ``state`` in place by ``n_steps`` compiled steps from strain ``gamma0``; returns stuck per member.
+
+    ``every``, ``diffuse``: steps per advection and per chi diffusion (:func:`advect_every`, :func:`diffuse_every`).
+    """
     ny, nx = state.chi.shape[1:]
     h1, h2 = settings.cell_length_angstrom / nx, settings.length_y_angstrom / ny
     kappa1, kappa2, average = _compiled_symbols(nx, ny, settings.cell_length_angstrom, settings.length_y_angstrom,
@@ -338,7 +353,7 @@ def _run_compiled_steps(state: _State, gamma0: float, n_steps: int, dt: float, m
                    mat.mu.ravel(), mat.lame_lambda.ravel(), mat.eps0_per_strain.ravel(), mat.c0.ravel(),
                    mat.chi_inf.ravel(), mat.l_chi.ravel(), settings.diffusion == "paper", settings.adapt_dev,
                    settings.adapt_chi, settings.max_substeps, h1, h2, settings.derivative == "box", kappa1, kappa2,
-                   average, stuck, int(every))
+                   average, stuck, int(every), int(diffuse))
     return stuck
 
 
@@ -490,8 +505,20 @@ def advect_every(n_steps: int, settings: SolverSettings) -> int:
     ``advect_at_base_step``, so transport keeps the base step; else 1. Advection then runs on
     steps 0, m, 2m, ... of the frame by m dt with the velocity at its start (first order, as
     every step of an unrefined frame)."""
+    return _refinement(n_steps, settings) if settings.advect_at_base_step else 1
+
+
+def diffuse_every(n_steps: int, settings: SolverSettings) -> int:
+    """Steps per chi diffusion in a frame of ``n_steps`` steps: the refinement factor m when
+    ``diffuse_at_base_step`` (diffusion on steps m - 1, 2m - 1, ... over m dt with the mean
+    diffusivity of those m steps), else 1."""
+    return _refinement(n_steps, settings) if settings.diffuse_at_base_step else 1
+
+
+def _refinement(n_steps: int, settings: SolverSettings) -> int:
+    """m = n_steps / steps_per_frame for a frame refined by :func:`frame_steps`, else 1."""
     base = settings.steps_per_frame
-    if not settings.advect_at_base_step or n_steps <= base or n_steps % base:
+    if n_steps <= base or n_steps % base:
         return 1
     return n_steps // base
 
@@ -502,11 +529,16 @@ def _advance_frame(state: _State, mat: _Material, gamma0: float, n_steps: int, s
     dt = settings.gamma_final / (settings.n_frames * n_steps)
     every = advect_every(n_steps, settings)
     if use_fast:  # whole frame in compiled code; state updated in place
-        return state, _run_compiled_steps(state, gamma0, n_steps, dt, mat, settings, every)
+        return state, _run_compiled_steps(state, gamma0, n_steps, dt, mat, settings, every,
+                                          diffuse_every(n_steps, settings))
     stuck_any = np.zeros(state.chi.shape[0], dtype=bool)
+    m_diff = diffuse_every(n_steps, settings)
+    k_sum = np.zeros_like(state.chi) if m_diff > 1 else None
     for j in range(n_steps):
+        group_end = j % m_diff == m_diff - 1 or j == n_steps - 1  # diffusion closes each group of steps
         state, stuck = _step(state, gamma0 + j * dt, dt, mat, settings, wn, h1, h2,
-                             dt_adv=every * dt if j % every == 0 else 0.0, gamma_new=gamma0 + (j + 1) * dt)
+                             dt_adv=every * dt if j % every == 0 else 0.0, gamma_new=gamma0 + (j + 1) * dt,
+                             diffusivity_sum=k_sum, diffuse_steps=j % m_diff + 1 if group_end else 0)
         stuck_any |= stuck  # a stuck member is retired after the frame; the others finish it
     return state, stuck_any
 

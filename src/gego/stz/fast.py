@@ -271,28 +271,31 @@ if AVAILABLE:
         # stays untouched as in the reference), then only the cells with strain left, compacted
         # into the front of ``work``
         for m in range(n_cells):
-            work[0, m] = sbar[m]
+            sb = sbar[m]
+            lm = load_f[m] if loaded else 0.0
+            active = sb >= 1.0 or sb + lm * dt >= 1.0
+            work[0, m] = sb
             work[1, m] = chi_f[m]
             work[2, m] = dt
-        for m in range(n_cells):
-            lm = load_f[m] if loaded else 0.0
-            active = sbar[m] >= 1.0 or sbar[m] + lm * dt >= 1.0
             work[4, m] = lm if active else 0.0
             work[5, m] = 0.0
         _plastic_round_any(work, xs, es, kbuf, limited, n_cells, mu, eps0s, c0, chi_inf, adapt, adapt_chi,
                            implicit)
-        n = 0
+        n_limited = 0
         for m in range(n_cells):
             out[m] = work[out_row, m]
             chi_pl_f[m] = work[1, m]
-        for m in range(n_cells):  # branch-free compaction (the branch would be mispredicted)
-            idx[n] = m
-            work[0, n] = work[0, m]
-            work[1, n] = work[1, m]
-            work[2, n] = work[2, m]
-            work[4, n] = work[4, m]
-            work[5, n] = work[5, m]
-            n += limited[m]
+            n_limited += limited[m]
+        n = 0
+        if n_limited > 0:  # usually none at the refined steps of hot frames: skip the pass
+            for m in range(n_cells):  # branch-free compaction (the branch would be mispredicted)
+                idx[n] = m
+                work[0, n] = work[0, m]
+                work[1, n] = work[1, m]
+                work[2, n] = work[2, m]
+                work[4, n] = work[4, m]
+                work[5, n] = work[5, m]
+                n += limited[m]
         for _ in range(max_sub - 1):
             if n == 0:
                 break
@@ -454,9 +457,10 @@ if AVAILABLE:
                         + b[i] * _eno2(v, rm2[ii], rm1[ii], rp1[ii], rp2[ii], b[i] < 0.0))
 
     @njit(cache=True, inline="always", error_model="numpy")
-    def _truesdell_row(a_xx, a_yy, a_xy, a_zz, l_xx, l_xy, l_yx, l_yy, ratio, d_xx, d_yy, d_xy, d_zz, g, dt,
-                       o_xx, o_yy, o_xy, o_zz):
-        """One grid row of sigma* = Sigma + advection + Truesdell terms - plastic relaxation (Eq 30)."""
+    def _truesdell_row(a_xx, a_yy, a_xy, a_zz, l_xx, l_xy, l_yx, l_yy, ratio, d_xx, d_yy, d_xy, d_zz, g, gn, dt,
+                       o_xx, o_yy, o_xy, o_zz, ps_xx, ps_yy, ps_xy):
+        """One grid row of sigma* = Sigma + advection + Truesdell terms - plastic relaxation (Eq 30),
+        and its physical xx, yy, xy components at ``gn`` (Eq 35) for the projection's force."""
         for i in range(a_xx.size):
             pxx = a_xx[i] + 2.0 * g * a_xy[i] + g * g * a_yy[i]  # sigma = T Sigma T^T (Eq 35)
             pyy = a_yy[i]
@@ -475,10 +479,16 @@ if AVAILABLE:
             exy = dt * (lxx * pxy + lxy * pyy + pxx * lyx + pxy * lyy - tr * pxy) - r * pxy
             ezz = dt * (-tr * pzz) - r * (pzz - mean)
             # to the sheared frame, Sigma = T^-1 sigma T^-T (Eq 35)
-            o_xx[i] = a_xx[i] + d_xx[i] + (exx - 2.0 * g * exy + g * g * eyy)
-            o_yy[i] = a_yy[i] + d_yy[i] + eyy
-            o_xy[i] = a_xy[i] + d_xy[i] + (exy - g * eyy)
+            s_xx = a_xx[i] + d_xx[i] + (exx - 2.0 * g * exy + g * g * eyy)
+            s_yy = a_yy[i] + d_yy[i] + eyy
+            s_xy = a_xy[i] + d_xy[i] + (exy - g * eyy)
+            o_xx[i] = s_xx
+            o_yy[i] = s_yy
+            o_xy[i] = s_xy
             o_zz[i] = a_zz[i] + d_zz[i] + ezz
+            ps_xx[i] = s_xx + 2.0 * gn * s_xy + gn * gn * s_yy
+            ps_yy[i] = s_yy
+            ps_xy[i] = s_xy + gn * s_yy
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def transport_stage(sig, chi, refmap, vel, grad, ratio, chi_pl, chi_d, g, gn, dt, dt_adv, h1, h2, pad, c1,
@@ -527,18 +537,9 @@ if AVAILABLE:
         _truesdell_row(sig[0].reshape(nc), sig[1].reshape(nc), sig[2].reshape(nc), sig[3].reshape(nc),
                        grad[0].reshape(nc), grad[1].reshape(nc), grad[2].reshape(nc), grad[3].reshape(nc),
                        ratio.reshape(nc), d_xx.reshape(nc), d_yy.reshape(nc), d_xy.reshape(nc),
-                       d_zz.reshape(nc), g, dt, sig_out[0].reshape(nc), sig_out[1].reshape(nc),
-                       sig_out[2].reshape(nc), sig_out[3].reshape(nc))
-        so_xx = sig_out[0].reshape(nc)
-        so_yy = sig_out[1].reshape(nc)
-        so_xy = sig_out[2].reshape(nc)
-        ps_xx = phys_star[0].reshape(nc)
-        ps_yy = phys_star[1].reshape(nc)
-        ps_xy = phys_star[2].reshape(nc)
-        for m in range(nc):
-            ps_xx[m] = so_xx[m] + 2.0 * gn * so_xy[m] + gn * gn * so_yy[m]
-            ps_yy[m] = so_yy[m]
-            ps_xy[m] = so_xy[m] + gn * so_yy[m]
+                       d_zz.reshape(nc), g, gn, dt, sig_out[0].reshape(nc), sig_out[1].reshape(nc),
+                       sig_out[2].reshape(nc), sig_out[3].reshape(nc), phys_star[0].reshape(nc),
+                       phys_star[1].reshape(nc), phys_star[2].reshape(nc))
         c_o = chi_out.reshape(nc)
         c_p = chi_pl.reshape(nc)
         c_a = d_chi.reshape(nc)

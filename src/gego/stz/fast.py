@@ -501,7 +501,8 @@ if AVAILABLE:
         -dt_adv V / h; with ``dt_adv`` = 0 nothing is advected and the zero row stands for every
         increment, see solver.advect_every); one fused pass then
         adds the Truesdell and plastic terms. Writes sigma* (sheared frame) to ``sig_out``,
-        chi and the reference map after the step, and the physical sigma*_xx, _yy, _xy at
+        chi and the reference map after the step (``chi_out``, ``ref_out``; they may be ``chi``,
+        ``refmap`` themselves: those updates are point-wise and come after the advection), and the physical sigma*_xx, _yy, _xy at
         ``gn`` (the strain after the step, g + dt up to round-off) to ``phys_star`` ``(3, ny, nx)``.
         """
         _, ny, nx = sig.shape
@@ -851,8 +852,6 @@ if AVAILABLE:
         adv = np.zeros((8, ny, nx))  # row 7 stays zero (transport_stage)
         wpad = np.empty((2, ny + 1, nx + 1))
         s_star = np.empty((4, ny, nx))
-        c_new = np.empty((ny, nx))
-        r_new = np.empty((2, ny, nx))
         phys_star = np.empty((3, ny, nx))
         z = np.empty((ny, nx), dtype=np.complex128)
         uhat = np.empty((ny, nx), dtype=np.complex128)
@@ -901,7 +900,7 @@ if AVAILABLE:
                         c_diff = c_cur  # no diffusion increment on this step
                 dt_adv = dt * advect_every if step % advect_every == 0 else 0.0
                 transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, c_diff, g, gn, dt, dt_adv, h1, h2,
-                                pad, c1, c2, adv, s_star, c_new, r_new, phys_star)
+                                pad, c1, c2, adv, s_star, c_cur, r_cur, phys_star)  # chi, map in place
                 if box:
                     corner_force_stage(phys_star, gn, h1, h2, z)
                     c2c(z, zhat, fft_axes, True, 1.0, 1)  # = np.fft.fft2(z), bit for bit
@@ -917,8 +916,6 @@ if AVAILABLE:
                         real[k] = np.fft.irfft2(spec_out[k], s=(ny, nx))
                     finish_stage(s_star, real, gn, dt, lam[b], mu[b], s_cur, v_cur, g_cur, sbar_grid, sbar_rel, l_cur,
                                  loaded)
-                c_cur[:] = c_new
-                r_cur[:] = r_new
 
 
     @njit(cache=True, nogil=True, error_model="numpy")

@@ -1035,7 +1035,7 @@ if AVAILABLE:
             if rank < zeros:
                 out[b] = 0.0
             else:
-                out[b] = np.sort(buf[:m])[rank - zeros]
+                out[b] = np.partition(buf[:m], rank - zeros)[rank - zeros]  # selection, O(m)
 
 
 else:  # pragma: no cover

@@ -239,12 +239,17 @@ def test_derived_chi_inf_and_config_errors(energy):
 
 def test_failures_are_reported_not_silent(energy):
     # the plastic sub-steps per step scale with the elastic load per step, 2 (mu / s_y) dt
-    settings = SolverSettings(n=16, n_frames=10, gamma_final=0.2, steps_per_frame=50, max_substeps=150)
+    settings = SolverSettings(n=16, n_frames=10, gamma_final=0.2, steps_per_frame=50, max_substeps=150,
+                              refine_on_failure=0)
     stiff = dataclasses.replace(VALIDATION_TARGET, s_y_gpa=0.01)
     good, bad = simulate_batch([VALIDATION_TARGET, stiff], energy[0], energy_final_ev=energy[-1],
                                settings=settings)
     assert good.ok and bad.status == "failed" and "stiffness" in bad.reason
     assert np.isnan(bad.stress_xy_gpa[-1]) and np.isfinite(bad.stress_xy_gpa[0])
+    # with a re-run allowed the cap failure is retried at twice the steps (still too stiff here)
+    rerun = simulate(stiff, energy[0], energy_final_ev=energy[-1],
+                     settings=dataclasses.replace(settings, refine_on_failure=1))
+    assert rerun.settings.steps_per_frame == 100 and "stiffness" in rerun.reason
     single = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1], settings=settings)
     assert np.array_equal(single.strain_xy_eng, good.strain_xy_eng)
     slow = simulate(VALIDATION_TARGET, energy[0], energy_final_ev=energy[-1],
@@ -432,15 +437,16 @@ def test_grid_refinement_32_to_64(energy):
     assert abs(pos32 - pos64) <= 2 / 32
 
 
-def test_a_member_that_goes_non_finite_is_rerun_with_finer_steps(energy):
+def test_a_failing_member_is_rerun_with_finer_steps(energy):
     """A very brittle point of the calibration box (elastic to ~9.6 GPa, then an avalanche) outruns
-    15 steps/frame near the end; it is re-run at 30 and succeeds, its batch partner is untouched."""
+    15 steps/frame near the end (non-finite state or the sub-step cap, depending on the scheme);
+    it is re-run at 30 and succeeds, its batch partner is untouched."""
     brittle = dataclasses.replace(PAPER_OPTIMUM, c0=0.61372316, s_y_gpa=0.87552321, beta_per_ev=14.41874989,
                                   e0_ev=-3.36159762, chi_inf=None)
     coarse = SolverSettings(steps_per_frame=15)
     failed = simulate(brittle, energy[0], energy_final_ev=energy[-1],
                       settings=dataclasses.replace(coarse, refine_on_failure=0))
-    assert failed.status == "failed" and failed.reason.startswith("non-finite")
+    assert failed.status == "failed" and failed.reason.startswith(("non-finite", "stiffness cap"))
     good, rerun = simulate_batch([PAPER_OPTIMUM, brittle], energy[0], energy_final_ev=energy[-1], settings=coarse)
     assert rerun.ok and rerun.settings.steps_per_frame == 30 and good.settings.steps_per_frame == 15
     assert np.all(np.isfinite(rerun.stress_xy_gpa)) and rerun.stress_xy_gpa.max() > 9.0
@@ -501,25 +507,35 @@ def test_stiff_bulk_band_converged_at_default_settings(energy, stiff_bulk):
 def test_advect_every_is_the_refinement_factor_of_a_frame():
     from gego.stz import solver
 
-    base = SolverSettings()
+    base = dataclasses.replace(SolverSettings(), base_steps_per_advection=1)
     assert [solver.advect_every(n, base) for n in (15, 30, 960)] == [1, 2, 64]
-    assert solver.advect_every(960, dataclasses.replace(base, advect_at_base_step=False)) == 1
+    assert solver.advect_every(960, dataclasses.replace(base, base_steps_per_advection=0)) == 1
     assert solver.advect_every(40, dataclasses.replace(base, steps_per_frame=15)) == 1  # not a refinement of 15
-    with pytest.raises(ConfigError, match="advect_at_base_step must be true or false"):
-        dataclasses.replace(base, advect_at_base_step="yes").validate()
+    assert [solver.advect_every(n, SolverSettings()) for n in (15, 30, 960)] == [1, 2, 64]  # default k = 1
+    k3 = dataclasses.replace(base, base_steps_per_advection=3)
+    assert [solver.advect_every(n, k3) for n in (15, 30, 960)] == [3, 6, 192]
+    # every group advects by the strain up to the next one; a short last group by its own
+    every = solver.advect_every(16, dataclasses.replace(base, steps_per_frame=16, base_steps_per_advection=3))
+    steps = [solver.advected_strain_steps(j, 16, every) for j in range(16)]
+    assert every == 3 and sum(steps) == 16 and steps[15] == 1 and steps[:4] == [3, 0, 0, 3]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="base_steps_per_advection must be an integer"):
+            dataclasses.replace(base, base_steps_per_advection=bad).validate()
     assert [solver.diffuse_every(n, base) for n in (15, 30, 960)] == [1, 2, 64]
     assert solver.diffuse_every(960, dataclasses.replace(base, diffuse_at_base_step=False)) == 1
-    assert solver.diffuse_every(960, dataclasses.replace(base, advect_at_base_step=False)) == 64  # independent
+    assert solver.diffuse_every(960, dataclasses.replace(base, base_steps_per_advection=0)) == 64  # independent
 
 
-@pytest.mark.parametrize("option", ["advect_at_base_step", "diffuse_at_base_step"])
+@pytest.mark.parametrize("option", [{"base_steps_per_advection": 0}, {"base_steps_per_advection": 3},
+                                    {"diffuse_at_base_step": False}])
 def test_refined_frames_transport_at_the_base_step_without_changing_the_band(energy, stiff_bulk, option):
-    """Advection or chi diffusion at the base step in refined frames (the default) against every fine
-    step: the refinement resolves the plastic coupling, not the transport, so the fields barely move."""
+    """The defaults (advection and chi diffusion once per base step in refined frames) against
+    advecting every step or every 3 base steps and diffusing every step: the refinement resolves
+    the plastic coupling, not the transport, so the fields barely move."""
     settings = SolverSettings(n_frames=60, gamma_final=0.3)
     lumped = simulate(stiff_bulk, energy[0], energy_final_ev=energy[-1], settings=settings)
     every = simulate(stiff_bulk, energy[0], energy_final_ev=energy[-1],
-                     settings=dataclasses.replace(settings, **{option: False}))
+                     settings=dataclasses.replace(settings, **option))
     assert lumped.steps_per_frame_used.max() >= 4 * settings.steps_per_frame  # frames were refined
     assert np.array_equal(lumped.steps_per_frame_used, every.steps_per_frame_used)
     assert not np.array_equal(lumped.strain_xy_eng, every.strain_xy_eng)  # the option does act

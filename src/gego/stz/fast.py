@@ -829,7 +829,7 @@ if AVAILABLE:
         Each member runs on its own, so its arithmetic does not depend on the batch. A member
         whose plastic sub-steps hit the cap is flagged in ``stuck`` and left as it was at the
         start of the failing step. ``advect_every`` m: advection on steps 0, m, 2m, ... by m dt
-        (solver.advect_every; 1 = every step). ``diffuse_every`` m: chi diffusion on steps
+        (solver.advect_every; 1 = every step; the frame's last group by its own steps). ``diffuse_every`` m: chi diffusion on steps
         m - 1, 2m - 1, ... over m dt with the mean diffusivity of the m steps (solver.diffuse_every).
         """
         nb, _, ny, nx = sig.shape
@@ -898,7 +898,8 @@ if AVAILABLE:
                         kap_sum[:] = 0.0
                     else:
                         c_diff = c_cur  # no diffusion increment on this step
-                dt_adv = dt * advect_every if step % advect_every == 0 else 0.0
+                # solver.advected_strain_steps: the last group of a frame may be shorter
+                dt_adv = dt * min(advect_every, n_steps - step) if step % advect_every == 0 else 0.0
                 transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, c_diff, g, gn, dt, dt_adv, h1, h2,
                                 pad, c1, c2, adv, s_star, c_cur, r_cur, phys_star)  # chi, map in place
                 if box:

@@ -146,14 +146,20 @@ class SolverSettings:
         valid corners and 4 presets is within 2 % on the same points as with a cap of 480 or 960
         (79 of 80, 17 of 20), at 0.63x (random) and 0.35x (corners) the CPU time of the cap 960;
         120 loses three random points (-2.6 % to -11.5 %).
-    advect_at_base_step : in a frame refined by ``stiff_step_limit`` to m times the base steps,
-        advect Sigma, chi and the reference map once per base step (every m-th step, by m dt)
-        rather than every step. The refinement resolves the plastic coupling through the
-        projection; transport is not stiff (largest Courant number per base step 0.004-0.008 on
-        the validation target and the hottest corner) and is about a fifth of a step's cost
-        (~7 of ~35 us at 32 x 32). Plastic update, diffusion, Truesdell terms and projection
-        still run every step. False: advect every step (then results do not depend on how a
-        frame's steps were chosen).
+    base_steps_per_advection : advect Sigma, chi and the reference map once every k base steps
+        (a base step is 1 / ``steps_per_frame`` of a frame's strain), by the strain of those k
+        base steps with the velocity at their start: on every (k m)-th step of a frame refined
+        m-fold by ``stiff_step_limit``, every k-th step of the others (a last, shorter group by
+        its own strain). k = 1 (default): transport keeps the base step in refined frames; the
+        refinement resolves the plastic coupling through the projection, transport is not
+        stiff (largest Courant number per base step 0.004-0.008 on the validation target and the
+        hottest corner); plastic update, Truesdell terms and projection run every step.
+        0: every step (results then do not depend on how a frame's steps were chosen). k = 3
+        (measured, not the default): median CPU 10 % lower (advection is ~7 of ~33 us per
+        step), band peak against 960 fixed steps 80 of 80 random Table 2 points within 2 %
+        (79 with k = 1), but the brittle low-chi avalanches get worse: one edge corner hits the
+        sub-step cap at 15 steps per frame (re-run at 30) and the paper-box brittle point of
+        tests/test_stz.py needs 60 instead of 30.
     diffuse_at_base_step : likewise diffuse chi once per base step in a refined frame: on every
         m-th step, over m dt, with the mean of the m steps' diffusivities (Eq 34), so the chi
         source and plastic rate still see every step. Diffusion is not what makes those frames
@@ -179,8 +185,9 @@ class SolverSettings:
     backend : ``"numpy"`` = the readable reference step; ``"numba"`` = the compiled kernels of
         :mod:`gego.stz.fast` (same arithmetic); ``"auto"`` = numba when installed.
     threads : split a batch into this many chunks run in parallel threads (results unchanged).
-    refine_on_failure : a member whose state turns non-finite (an avalanche in a very brittle,
-        low-chi cell outrunning the step) is re-run with twice the steps per frame, at most this
+    refine_on_failure : a member whose state turns non-finite or whose plastic sub-steps hit
+        ``max_substeps`` (an avalanche in a very brittle, low-chi cell outrunning the step) is
+        re-run with twice the steps per frame, at most this
         many times; its result's ``settings`` say which step count it used (0 = report the failure).
     """
 
@@ -193,7 +200,7 @@ class SolverSettings:
     steps_per_frame: int = 15
     stiff_step_limit: float | None = 4.0
     max_steps_per_frame: int = 240
-    advect_at_base_step: bool = True
+    base_steps_per_advection: int = 1
     diffuse_at_base_step: bool = True
     plastic_split: Literal["loaded", "cpp"] = "loaded"
     plastic_substeps: Literal["implicit", "explicit"] = "implicit"
@@ -252,7 +259,11 @@ class SolverSettings:
             raise ConfigError(f"solver setting derivative must be 'box' or 'spectral', got {self.derivative!r}")
         if self.backend not in ("auto", "numpy", "numba"):
             raise ConfigError(f"solver setting backend must be 'auto', 'numpy' or 'numba', got {self.backend!r}")
-        for name in ("advect_at_base_step", "diffuse_at_base_step", "store_stress_fields"):
+        if (isinstance(self.base_steps_per_advection, bool) or not isinstance(self.base_steps_per_advection, int)
+                or self.base_steps_per_advection < 0):
+            raise ConfigError("solver setting base_steps_per_advection must be an integer >= 0, "
+                              f"got {self.base_steps_per_advection!r}")
+        for name in ("diffuse_at_base_step", "store_stress_fields"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"solver setting {name} must be true or false, got {getattr(self, name)!r}")
         return self

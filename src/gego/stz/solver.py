@@ -36,8 +36,8 @@ At high chi the whole sample yields at once and the band grows by an instability
 relaxes on a strain scale 1/k but feels its neighbours only through the lagged projection, so a
 coarse step slows the instability (band peak 20-40 % low at 15 fixed steps on the hottest
 Table-2 points). Each member chooses its own counts, so batch results equal single runs. A
-refined frame keeps transport at the base step (:func:`advect_every`): the refinement is for
-the plastic coupling, advection is not stiff.
+refined frame keeps transport and diffusion at the base step: the refinement is for the
+plastic coupling, transport is not stiff (:func:`advect_every`, :func:`diffuse_every`).
 
 The state is batched: every array carries a leading axis over parameter sets, so one call
 advances a whole batch; parameters enter as ``(B, 1, 1)`` arrays. :func:`_step` is the
@@ -500,12 +500,19 @@ def frame_steps(state: _State, gamma: float, mat: _Material, settings: SolverSet
 
 
 def advect_every(n_steps: int, settings: SolverSettings) -> int:
-    """Steps between advections in a frame of ``n_steps`` steps: the refinement factor m =
-    n_steps / steps_per_frame of a frame refined for stiffness (:func:`frame_steps`) when
-    ``advect_at_base_step``, so transport keeps the base step; else 1. Advection then runs on
-    steps 0, m, 2m, ... of the frame by m dt with the velocity at its start (first order, as
-    every step of an unrefined frame)."""
-    return _refinement(n_steps, settings) if settings.advect_at_base_step else 1
+    """Steps between advections in a frame of ``n_steps`` steps: k m, with k =
+    ``base_steps_per_advection`` and m = n_steps / steps_per_frame the refinement factor of a
+    frame refined for stiffness (:func:`frame_steps`; 1 otherwise); 1 when k = 0. Advection
+    then runs on steps 0, k m, 2 k m, ... of the frame, each by the strain up to the next one
+    (the last group may be shorter), with the velocity at its start (first order, as every
+    step of an unrefined frame)."""
+    k = settings.base_steps_per_advection
+    return k * _refinement(n_steps, settings) if k else 1
+
+
+def advected_strain_steps(step: int, n_steps: int, every: int) -> int:
+    """Steps of strain that step ``step`` of a frame advects by (0: no advection on this step)."""
+    return min(every, n_steps - step) if step % every == 0 else 0
 
 
 def diffuse_every(n_steps: int, settings: SolverSettings) -> int:
@@ -537,7 +544,7 @@ def _advance_frame(state: _State, mat: _Material, gamma0: float, n_steps: int, s
     for j in range(n_steps):
         group_end = j % m_diff == m_diff - 1 or j == n_steps - 1  # diffusion closes each group of steps
         state, stuck = _step(state, gamma0 + j * dt, dt, mat, settings, wn, h1, h2,
-                             dt_adv=every * dt if j % every == 0 else 0.0, gamma_new=gamma0 + (j + 1) * dt,
+                             dt_adv=advected_strain_steps(j, n_steps, every) * dt, gamma_new=gamma0 + (j + 1) * dt,
                              diffusivity_sum=k_sum, diffuse_steps=j % m_diff + 1 if group_end else 0)
         stuck_any |= stuck  # a stuck member is retired after the frame; the others finish it
     return state, stuck_any
@@ -645,8 +652,9 @@ def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *
     -------
     list of :class:`STZResult`, one per parameter set, in order. Numerical failures
     (non-finite state, sub-step cap, wall-time cap) give ``status="failed"`` with a reason.
-        A member that turns non-finite is first re-run with twice the steps per frame (at
-        most ``settings.refine_on_failure`` times; the result's ``settings`` show the count used).
+        A member that turns non-finite or hits the sub-step cap (both: a step too coarse for an
+        avalanche) is first re-run with twice the steps per frame (at most
+        ``settings.refine_on_failure`` times; the result's ``settings`` show the count used).
 
     Raises
     ------
@@ -692,7 +700,7 @@ def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *
             **{name: buffers.named[name][b] for name in list(_FIELD_NAMES) + list(_MEAN_NAMES)}))
     # A member that went non-finite (a brittle avalanche outrunning the step) is re-run on its own
     # with twice the steps per frame; the others keep their results (members are independent).
-    retry = [b for b, reason in enumerate(reasons) if reason.startswith("non-finite")]
+    retry = [b for b, reason in enumerate(reasons) if reason.startswith(("non-finite", "stiffness cap"))]
     if retry and settings.refine_on_failure > 0:
         finer = dataclasses.replace(settings, steps_per_frame=2 * settings.steps_per_frame,
                                     refine_on_failure=settings.refine_on_failure - 1)

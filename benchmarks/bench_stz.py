@@ -249,7 +249,7 @@ def bench_cost_split(energy, repeats, loops, n=32):
 
     kmax, _ = plastic(False)
     fast.transport_stage(sig, chi, ref, vel, grad, ratio, chi_pl, chi, gamma, gamma + dt, dt, dt, h, h, pad, c1, c2,
-                         adv, s_star, c_new, r_new, phys_star)
+                         adv, s_star, c_new, r_new, phys_star, 1.0)
     fast.corner_force_stage(phys_star, gamma + dt, h, h, z)
     zhat = np.fft.fft2(z)
     fast.box_solve_stage(zhat, kappa1, kappa2, gamma + dt, dt, lam, mu, uhat, rows)
@@ -259,7 +259,7 @@ def bench_cost_split(energy, repeats, loops, n=32):
         "diffusion": lambda: fast.diffusion_stage(chi, kap, kmax, gamma, dt, h, h, chi_d, cpad, kpad, q1, q2),
         "advection_truesdell_transform": lambda: fast.transport_stage(
             sig, chi, ref, vel, grad, ratio, chi_pl, chi_d, gamma, gamma + dt, dt, dt, h, h, pad, c1, c2, adv, s_star,
-            c_new, r_new, phys_star),
+            c_new, r_new, phys_star, 1.0),  # with the avalanche test, as in run_steps
         "corner_force": lambda: fast.corner_force_stage(phys_star, gamma + dt, h, h, z),
         "spectral_solve": lambda: fast.box_solve_stage(zhat, kappa1, kappa2, gamma + dt, dt, lam, mu, uhat, rows),
         "finish_elastic_and_load_rate": lambda: fast.box_finish_stage(

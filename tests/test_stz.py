@@ -443,7 +443,7 @@ def test_a_failing_member_is_rerun_with_finer_steps(energy):
     it is re-run at 30 and succeeds, its batch partner is untouched."""
     brittle = dataclasses.replace(PAPER_OPTIMUM, c0=0.61372316, s_y_gpa=0.87552321, beta_per_ev=14.41874989,
                                   e0_ev=-3.36159762, chi_inf=None)
-    coarse = SolverSettings(steps_per_frame=15)
+    coarse = SolverSettings(steps_per_frame=15, chi_jump_limit=None)  # (the avalanche rejection catches it)
     failed = simulate(brittle, energy[0], energy_final_ev=energy[-1],
                       settings=dataclasses.replace(coarse, refine_on_failure=0))
     assert failed.status == "failed" and failed.reason.startswith(("non-finite", "stiffness cap"))
@@ -454,6 +454,27 @@ def test_a_failing_member_is_rerun_with_finer_steps(energy):
     assert np.array_equal(alone.strain_xy_eng, good.strain_xy_eng)
     with pytest.raises(ConfigError, match="refine_on_failure"):
         SolverSettings(refine_on_failure=-1).validate()
+
+
+def test_an_avalanche_frame_is_redone_with_finer_steps(energy):
+    """The brittle point above avalanches inside one frame near the end: the chi-jump rejection redoes that
+    frame (and only the avalanching ones) at avalanche_steps_per_frame, so it runs without a failure and
+    without refining the whole run; its batch partner is untouched and equals its single run."""
+    brittle = dataclasses.replace(PAPER_OPTIMUM, c0=0.61372316, s_y_gpa=0.87552321, beta_per_ev=14.41874989,
+                                  e0_ev=-3.36159762, chi_inf=None)
+    good, run = simulate_batch([PAPER_OPTIMUM, brittle], energy[0], energy_final_ev=energy[-1])
+    assert run.ok and run.settings.steps_per_frame == 15 and run.stress_xy_gpa.max() > 9.0
+    redone = np.flatnonzero(run.steps_per_frame_used == run.settings.avalanche_steps_per_frame)
+    assert 1 <= redone.size <= 3 and redone.min() > 90  # the avalanche frames only
+    assert good.steps_per_frame_used[1:].max() == 15
+    alone = simulate(brittle, energy[0], energy_final_ev=energy[-1])
+    assert np.array_equal(alone.steps_per_frame_used, run.steps_per_frame_used)
+    assert np.array_equal(alone.strain_xy_eng, run.strain_xy_eng)
+    off = simulate(PAPER_OPTIMUM, energy[0], energy_final_ev=energy[-1], settings=SolverSettings(chi_jump_limit=None))
+    assert np.array_equal(off.strain_xy_eng, good.strain_xy_eng)  # no avalanche: the rule changes nothing
+    for bad in (dict(chi_jump_limit=-1.0), dict(avalanche_growth=1), dict(avalanche_steps_per_frame=0)):
+        with pytest.raises(ConfigError):
+            SolverSettings(**bad).validate()
 
 
 def test_frame_steps_keep_the_base_step_where_the_bulk_is_elastic(energy, stiff_bulk):

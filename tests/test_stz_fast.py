@@ -35,6 +35,25 @@ def test_numba_backend_matches_numpy_reference(diffusion, derivative, split, sub
             assert np.abs(r[name] - g[name]).max() <= 1e-7 * max(1.0, np.abs(r[name]).max())
 
 
+def test_numba_matches_numpy_where_an_avalanche_frame_is_redone():
+    """The chi-jump rejection (frame restarted from its saved start with 2x the steps, up to 120) takes the
+    same decisions and gives the same numbers on both backends."""
+    from gego.datasets import load_cuzr
+
+    energy = load_cuzr()["energy"].values
+    brittle = dataclasses.replace(VALIDATION_TARGET, c0=0.05, s_y_gpa=0.8, beta_per_ev=15.0,
+                                  e0_ev=round(float(energy[0].min()) - 1e-3, 4), chi_inf=None)
+    settings = SolverSettings(n_frames=62, gamma_final=0.31, avalanche_growth=2, avalanche_steps_per_frame=120)
+    ref, got = (simulate_batch([VALIDATION_TARGET, brittle], energy[0], energy_final_ev=energy[-1],
+                               settings=dataclasses.replace(settings, backend=b)) for b in ("numpy", "numba"))
+    assert ref[1].steps_per_frame_used.max() == 120 and ref[0].steps_per_frame_used.max() == 15
+    for r, g in zip(ref, got):
+        assert r.ok and g.ok
+        assert np.array_equal(r.steps_per_frame_used, g.steps_per_frame_used)
+        for name in ("strain_xy_eng", "chi", "stress_xy_gpa"):
+            assert np.abs(r[name] - g[name]).max() <= 1e-7 * max(1.0, np.abs(r[name]).max())
+
+
 @hyp_settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**31), gamma=st.floats(-0.5, 1.0), ny=st.integers(4, 11), nx=st.integers(4, 11))
 def test_box_corner_projection_matches_reference_projection(seed, gamma, ny, nx):

@@ -492,7 +492,7 @@ if AVAILABLE:
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def transport_stage(sig, chi, refmap, vel, grad, ratio, chi_pl, chi_d, g, gn, dt, dt_adv, h1, h2, pad, c1,
-                        c2, adv, sig_out, chi_out, ref_out, phys_star):
+                        c2, adv, sig_out, chi_out, ref_out, phys_star, jump_limit):
         """Step 3: advection by V = T^-1 u, Truesdell and plastic terms (Eq 30) for one member.
 
         The seven carried fields (Sigma, chi, reference map) are copied into the ghost-padded
@@ -504,6 +504,9 @@ if AVAILABLE:
         chi and the reference map after the step (``chi_out``, ``ref_out``; they may be ``chi``,
         ``refmap`` themselves: those updates are point-wise and come after the advection), and the physical sigma*_xx, _yy, _xy at
         ``gn`` (the strain after the step, g + dt up to round-off) to ``phys_star`` ``(3, ny, nx)``.
+        Returns the number of cells whose 1/chi fell by more than ``jump_limit`` in the step
+        (0 if ``jump_limit`` <= 0; the avalanche test of :func:`run_steps`, without a division:
+        chi_after - chi_before > limit chi_before chi_after).
         """
         _, ny, nx = sig.shape
         nc = ny * nx
@@ -546,8 +549,16 @@ if AVAILABLE:
         c_a = d_chi.reshape(nc)
         c_d = chi_d.reshape(nc)
         c_c = chi.reshape(nc)
-        for m in range(nc):
-            c_o[m] = c_p[m] + c_a[m] + (c_d[m] - c_c[m])
+        n_jumps = 0
+        if jump_limit > 0.0:
+            for m in range(nc):
+                before = c_c[m]
+                after = c_p[m] + c_a[m] + (c_d[m] - before)
+                c_o[m] = after
+                n_jumps += 1 if after - before > jump_limit * before * after else 0
+        else:
+            for m in range(nc):
+                c_o[m] = c_p[m] + c_a[m] + (c_d[m] - c_c[m])
         r0 = refmap[0].reshape(nc)
         r1 = refmap[1].reshape(nc)
         a5 = d_r0.reshape(nc)
@@ -557,6 +568,7 @@ if AVAILABLE:
         for m in range(nc):
             o0[m] = r0[m] + a5[m] + dt * (u1[m] - g * u2[m])
             o1[m] = r1[m] + a6[m] + dt * u2[m]
+        return n_jumps
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def corner_force_stage(phys_star, gn, h1, h2, z):
@@ -816,7 +828,7 @@ if AVAILABLE:
     @njit(cache=True, nogil=True, error_model="numpy")
     def run_steps(sig, chi, refmap, vel, grad, load, loaded, implicit, gamma0, n_steps, dt, mu, lam, eps0s, c0,
                   chi_inf, l_chi, paper_form, adapt, adapt_chi, max_sub, h1, h2, box, kappa1, kappa2, average,
-                  stuck, advect_every, diffuse_every):
+                  stuck, advect_every, diffuse_every, jump_limit, redo_steps, redo_growth, frame_strain, steps_used):
         """Advance every member by ``n_steps`` steps from strain ``gamma0``, in place.
 
         ``load`` ``(B, ny, nx)``: non-plastic d|S|/dgamma of the previous step, used and updated
@@ -829,8 +841,16 @@ if AVAILABLE:
         Each member runs on its own, so its arithmetic does not depend on the batch. A member
         whose plastic sub-steps hit the cap is flagged in ``stuck`` and left as it was at the
         start of the failing step. ``advect_every`` m: advection on steps 0, m, 2m, ... by m dt
-        (solver.advect_every; 1 = every step; the frame's last group by its own steps). ``diffuse_every`` m: chi diffusion on steps
-        m - 1, 2m - 1, ... over m dt with the mean diffusivity of the m steps (solver.diffuse_every).
+        (solver.advect_every; 1 = every step; the frame's last group by its own steps).
+        ``diffuse_every`` m: chi diffusion on steps m - 1, 2m - 1, ... over m dt with the mean
+        diffusivity of the m steps (solver.diffuse_every).
+
+        Avalanche rejection (``jump_limit`` > 0; solver._advance_frame is the reference): the
+        ``n_steps`` steps span one frame. When a step lowers 1/chi of some cell by more than
+        ``jump_limit`` in a frame of fewer than ``redo_steps`` steps, the member's frame is
+        abandoned, its state restored from a copy taken at the frame's start, and the frame redone
+        with ``redo_growth`` times the steps (at most ``redo_steps``; dt = ``frame_strain`` / steps),
+        advecting and diffusing every step; ``steps_used[b]`` is the count its frame ended with.
         """
         nb, _, ny, nx = sig.shape
         nk = nx // 2 + 1
@@ -863,6 +883,9 @@ if AVAILABLE:
         spec = np.empty((3, ny, nk), dtype=np.complex128)
         spec_out = np.empty((6, ny, nk), dtype=np.complex128)
         real = np.empty((6, ny, nx))
+        rejecting = jump_limit > 0.0
+        saved = (np.empty((4, ny, nx)), np.empty((ny, nx)), np.empty((2, ny, nx)), np.empty((2, ny, nx)),
+                 np.empty((4, ny, nx)), np.empty((ny, nx)))
         for b in range(nb):
             s_cur = sig[b]
             c_cur = chi[b]
@@ -870,54 +893,81 @@ if AVAILABLE:
             v_cur = vel[b]
             g_cur = grad[b]
             l_cur = load[b]
-            kap_sum[:] = 0.0
-            for step in range(n_steps):
-                # g and gn by one formula, so that this step's gn is the next step's g to the bit
-                # and the |S| the finish stage computes at gn serves the next plastic stage
-                g = gamma0 + step * dt
-                gn = gamma0 + (step + 1) * dt
-                kmax, flag = plastic_stage(s_cur, c_cur, l_cur, loaded, implicit, g, dt, mu[b], eps0s[b], c0[b],
-                                           chi_inf[b], l_chi[b], paper_form, adapt, adapt_chi, max_sub, ratio,
-                                           chi_pl, kap, sbar_rel, sbar_grid, step > 0, work, xs, es, kbuf, idx,
-                                           limited)
-                if flag:
-                    stuck[b] = True
-                    break
-                # chi diffusion (Eq 29, 34) every step, or once per group of diffuse_every steps
-                # over the group's strain with its mean diffusivity (solver.diffuse_every)
-                c_diff = chi_d
-                if diffuse_every == 1:
-                    diffusion_stage(c_cur, kap, kmax, g, dt, h1, h2, chi_d, cpad, kpad, q1, q2)
-                else:
-                    n_group = step % diffuse_every + 1
-                    closes = n_group == diffuse_every or step == n_steps - 1
-                    kmax_group = _accumulate_diffusivity(kap_sum, kap, n_group, closes)
-                    if closes:
-                        diffusion_stage(c_cur, kap_sum, kmax_group, g, dt * n_group, h1, h2, chi_d, cpad, kpad, q1,
-                                        q2)
-                        kap_sum[:] = 0.0
+            if rejecting:
+                saved[0][:] = s_cur
+                saved[1][:] = c_cur
+                saved[2][:] = r_cur
+                saved[3][:] = v_cur
+                saved[4][:] = g_cur
+                saved[5][:] = l_cur
+            n_run, dt_run, adv_every, diff_every = n_steps, dt, advect_every, diffuse_every
+            while True:
+                watch = rejecting and n_run < redo_steps
+                fired = False
+                kap_sum[:] = 0.0
+                for step in range(n_run):
+                    # g and gn by one formula, so that this step's gn is the next step's g to the bit
+                    # and the |S| the finish stage computes at gn serves the next plastic stage
+                    g = gamma0 + step * dt_run
+                    gn = gamma0 + (step + 1) * dt_run
+                    kmax, flag = plastic_stage(s_cur, c_cur, l_cur, loaded, implicit, g, dt_run, mu[b], eps0s[b],
+                                               c0[b], chi_inf[b], l_chi[b], paper_form, adapt, adapt_chi, max_sub,
+                                               ratio, chi_pl, kap, sbar_rel, sbar_grid, step > 0, work, xs, es, kbuf,
+                                               idx, limited)
+                    if flag:
+                        stuck[b] = True
+                        break
+                    # chi diffusion (Eq 29, 34) every step, or once per group of diff_every steps
+                    # over the group's strain with its mean diffusivity (solver.diffuse_every)
+                    c_diff = chi_d
+                    if diff_every == 1:
+                        diffusion_stage(c_cur, kap, kmax, g, dt_run, h1, h2, chi_d, cpad, kpad, q1, q2)
                     else:
-                        c_diff = c_cur  # no diffusion increment on this step
-                # solver.advected_strain_steps: the last group of a frame may be shorter
-                dt_adv = dt * min(advect_every, n_steps - step) if step % advect_every == 0 else 0.0
-                transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, c_diff, g, gn, dt, dt_adv, h1, h2,
-                                pad, c1, c2, adv, s_star, c_cur, r_cur, phys_star)  # chi, map in place
-                if box:
-                    corner_force_stage(phys_star, gn, h1, h2, z)
-                    c2c(z, zhat, fft_axes, True, 1.0, 1)  # = np.fft.fft2(z), bit for bit
-                    box_solve_stage(zhat, kappa1, kappa2, gn, dt, lam[b], mu[b], uhat, solve_rows)
-                    c2c(uhat, w, fft_axes, False, inv_cells, 1)  # = np.fft.ifft2(uhat)
-                    box_finish_stage(w, s_star, gn, dt, lam[b], mu[b], h1, h2, wpad, s_cur, v_cur, g_cur, sbar_grid,
+                        n_group = step % diff_every + 1
+                        closes = n_group == diff_every or step == n_run - 1
+                        kmax_group = _accumulate_diffusivity(kap_sum, kap, n_group, closes)
+                        if closes:
+                            diffusion_stage(c_cur, kap_sum, kmax_group, g, dt_run * n_group, h1, h2, chi_d, cpad,
+                                            kpad, q1, q2)
+                            kap_sum[:] = 0.0
+                        else:
+                            c_diff = c_cur  # no diffusion increment on this step
+                    # solver.advected_strain_steps: the last group of a frame may be shorter
+                    dt_adv = dt_run * min(adv_every, n_run - step) if step % adv_every == 0 else 0.0
+                    n_jumps = transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, c_diff, g, gn, dt_run,
+                                              dt_adv, h1, h2, pad, c1, c2, adv, s_star, c_cur, r_cur, phys_star,
+                                              jump_limit if watch else 0.0)  # chi, map in place
+                    if n_jumps > 0:
+                        fired = True
+                        break
+                    if box:
+                        corner_force_stage(phys_star, gn, h1, h2, z)
+                        c2c(z, zhat, fft_axes, True, 1.0, 1)  # = np.fft.fft2(z), bit for bit
+                        box_solve_stage(zhat, kappa1, kappa2, gn, dt_run, lam[b], mu[b], uhat, solve_rows)
+                        c2c(uhat, w, fft_axes, False, inv_cells, 1)  # = np.fft.ifft2(uhat)
+                        box_finish_stage(w, s_star, gn, dt_run, lam[b], mu[b], h1, h2, wpad, s_cur, v_cur, g_cur,
+                                         sbar_grid, sbar_rel, l_cur, loaded)
+                    else:
+                        for k in range(3):
+                            spec[k] = np.fft.rfft2(phys_star[k])
+                        spectral_stage(spec, kappa1, kappa2, average, gn, dt_run, lam[b], mu[b], spec_out)
+                        for k in range(6):
+                            real[k] = np.fft.irfft2(spec_out[k], s=(ny, nx))
+                        finish_stage(s_star, real, gn, dt_run, lam[b], mu[b], s_cur, v_cur, g_cur, sbar_grid,
                                      sbar_rel, l_cur, loaded)
-                else:
-                    for k in range(3):
-                        spec[k] = np.fft.rfft2(phys_star[k])
-                    spectral_stage(spec, kappa1, kappa2, average, gn, dt, lam[b], mu[b], spec_out)
-                    for k in range(6):
-                        real[k] = np.fft.irfft2(spec_out[k], s=(ny, nx))
-                    finish_stage(s_star, real, gn, dt, lam[b], mu[b], s_cur, v_cur, g_cur, sbar_grid, sbar_rel, l_cur,
-                                 loaded)
-
+                if not fired:
+                    break
+                # reject the frame: back to its start, redo with finer steps (solver._advance_frame)
+                s_cur[:] = saved[0]
+                c_cur[:] = saved[1]
+                r_cur[:] = saved[2]
+                v_cur[:] = saved[3]
+                g_cur[:] = saved[4]
+                l_cur[:] = saved[5]
+                n_run = min(n_run * redo_growth, redo_steps)
+                dt_run = frame_strain / n_run
+                adv_every, diff_every = 1, 1
+            steps_used[b] = n_run
 
     @njit(cache=True, nogil=True, error_model="numpy")
     def record_frame(sig, chi, refmap, gamma, h1, h2, s_y_gpa, rows, k, fields, means, stress, store_stress):

@@ -38,6 +38,10 @@ coarse step slows the instability (band peak 20-40 % low at 15 fixed steps on th
 Table-2 points). Each member chooses its own counts, so batch results equal single runs. A
 refined frame keeps transport and diffusion at the base step: the refinement is for the
 plastic coupling, transport is not stiff (:func:`advect_every`, :func:`diffuse_every`).
+A brittle (low-chi) sample loads elastically far above yield and then avalanches inside one
+frame whose frame-start stiffness is tiny: such a frame is rejected and redone from its start
+with finer steps when some cell's 1/chi falls by more than ``chi_jump_limit`` in one step
+(:func:`_advance_frame`; in compiled code inside :func:`gego.stz.fast.run_steps`).
 
 The state is batched: every array carries a leading axis over parameter sets, so one call
 advances a whole batch; parameters enter as ``(B, 1, 1)`` arrays. :func:`_step` is the
@@ -96,7 +100,8 @@ class STZResult:
         ``settings.store_stress_fields``.
     wall_time_s : wall time of the run (of the batch call divided by its size for batches), s.
     steps_per_frame_used : ``(frames,)`` quasi-static steps taken to reach each frame (0 for the
-        initial one; more than ``settings.steps_per_frame`` where ``stiff_step_limit`` refined).
+        initial one; more than ``settings.steps_per_frame`` where ``stiff_step_limit`` refined or
+        ``chi_jump_limit`` redid an avalanche frame).
 
     A failed run keeps the frames computed before the failure; later frames are NaN.
     """
@@ -337,24 +342,31 @@ def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: Solv
 
 
 def _run_compiled_steps(state: _State, gamma0: float, n_steps: int, dt: float, mat: _Material,
-                        settings: SolverSettings, every: int = 1, diffuse: int = 1) -> np.ndarray:
-    """Advance ``state`` in place by ``n_steps`` compiled steps from strain ``gamma0``; returns stuck per member.
+                        settings: SolverSettings, every: int = 1, diffuse: int = 1,
+                        frame: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Advance ``state`` in place by ``n_steps`` compiled steps from strain ``gamma0``; returns (stuck,
+    steps used) per member.
 
     ``every``, ``diffuse``: steps per advection and per chi diffusion (:func:`advect_every`, :func:`diffuse_every`).
+    ``frame``: the steps are one output frame, redone with finer steps where it avalanches
+    (``settings.chi_jump_limit``, see :func:`_advance_frame`); else plain steps.
     """
     ny, nx = state.chi.shape[1:]
     h1, h2 = settings.cell_length_angstrom / nx, settings.length_y_angstrom / ny
     kappa1, kappa2, average = _compiled_symbols(nx, ny, settings.cell_length_angstrom, settings.length_y_angstrom,
                                                 settings.derivative)
     stuck = np.zeros(state.chi.shape[0], dtype=np.bool_)
+    steps_used = np.full(state.chi.shape[0], n_steps, dtype=np.int64)
     loaded = settings.plastic_split == "loaded"
+    jump_limit = float(settings.chi_jump_limit or 0.0) if frame else 0.0
     fast.run_steps(state.sigma, state.chi, state.refmap, state.velocity, state.grad, state.load_rate, loaded,
                    loaded and settings.plastic_substeps == "implicit", gamma0, n_steps, dt,
                    mat.mu.ravel(), mat.lame_lambda.ravel(), mat.eps0_per_strain.ravel(), mat.c0.ravel(),
                    mat.chi_inf.ravel(), mat.l_chi.ravel(), settings.diffusion == "paper", settings.adapt_dev,
                    settings.adapt_chi, settings.max_substeps, h1, h2, settings.derivative == "box", kappa1, kappa2,
-                   average, stuck, int(every), int(diffuse))
-    return stuck
+                   average, stuck, int(every), int(diffuse), jump_limit, int(settings.avalanche_steps_per_frame),
+                   int(settings.avalanche_growth), settings.gamma_final / settings.n_frames, steps_used)
+    return stuck, steps_used
 
 
 @functools.lru_cache(maxsize=16)
@@ -530,24 +542,71 @@ def _refinement(n_steps: int, settings: SolverSettings) -> int:
     return n_steps // base
 
 
+def _avalanche(chi_before: np.ndarray, chi_after: np.ndarray, limit: float) -> np.ndarray:
+    """Per member: some cell's 1/chi fell by more than ``limit`` in one step, i.e. its rate factor
+    exp(-1/chi) (Eq 32) grew by more than e^limit between two projections (written without a
+    division, as in :func:`fast.transport_stage`)."""
+    fast_rise = chi_after - chi_before > limit * chi_before * chi_after
+    return fast_rise.reshape(fast_rise.shape[0], -1).any(axis=1)
+
+
 def _advance_frame(state: _State, mat: _Material, gamma0: float, n_steps: int, settings: SolverSettings,
-                   use_fast: bool, wn, h1: float, h2: float) -> tuple[_State, np.ndarray]:
-    """Advance every member of ``state`` by one frame of ``n_steps`` steps; returns (state, stuck per member)."""
+                   use_fast: bool, wn, h1: float, h2: float) -> tuple[_State, np.ndarray, np.ndarray]:
+    """Advance every member of ``state`` by one frame of ``n_steps`` steps; returns (state, stuck per
+    member, steps used per member).
+
+    Avalanche rejection (``settings.chi_jump_limit``), as an adaptive ODE solver rejects a step: a
+    member in whose frame some cell's 1/chi falls by more than the limit in one step
+    (:func:`_avalanche`) has its frame redone from its start with ``avalanche_growth`` times the
+    steps (at most ``avalanche_steps_per_frame``; advection and diffusion every step). A brittle,
+    low-chi sample loads elastically far above yield; once exp(-1/chi) runs away in a few cells the
+    stored stress is released inside one frame, and the timing and size of that release, which seed
+    the band, depend on the step, while the frame-start stiffness (:func:`frame_steps`) is still low.
+    """
     dt = settings.gamma_final / (settings.n_frames * n_steps)
     every = advect_every(n_steps, settings)
-    if use_fast:  # whole frame in compiled code; state updated in place
-        return state, _run_compiled_steps(state, gamma0, n_steps, dt, mat, settings, every,
-                                          diffuse_every(n_steps, settings))
-    stuck_any = np.zeros(state.chi.shape[0], dtype=bool)
     m_diff = diffuse_every(n_steps, settings)
-    k_sum = np.zeros_like(state.chi) if m_diff > 1 else None
-    for j in range(n_steps):
-        group_end = j % m_diff == m_diff - 1 or j == n_steps - 1  # diffusion closes each group of steps
-        state, stuck = _step(state, gamma0 + j * dt, dt, mat, settings, wn, h1, h2,
-                             dt_adv=advected_strain_steps(j, n_steps, every) * dt, gamma_new=gamma0 + (j + 1) * dt,
-                             diffusivity_sum=k_sum, diffuse_steps=j % m_diff + 1 if group_end else 0)
-        stuck_any |= stuck  # a stuck member is retired after the frame; the others finish it
-    return state, stuck_any
+    if use_fast:  # whole frame in compiled code; state updated in place
+        return (state, *_run_compiled_steps(state, gamma0, n_steps, dt, mat, settings, every, m_diff, frame=True))
+    n_members = state.chi.shape[0]
+    steps_used = np.full(n_members, n_steps)
+    stuck_any = np.zeros(n_members, dtype=bool)
+    start = state
+    state = _State(*(getattr(state, f.name).copy() for f in dataclasses.fields(state)))
+    todo, n_run = np.arange(n_members), n_steps  # members still to run, with n_run steps
+    while todo.size:
+        part, part_mat = start.take(todo), mat.take(todo)
+        watch = bool(settings.chi_jump_limit) and n_run < settings.avalanche_steps_per_frame
+        halted = np.zeros(todo.size, dtype=bool)  # stuck (retired after the frame) or rejected
+        stuck_part = np.zeros(todo.size, dtype=bool)
+        fired = np.zeros(todo.size, dtype=bool)
+        k_sum = np.zeros_like(part.chi) if m_diff > 1 else None
+        for j in range(n_run):
+            group_end = j % m_diff == m_diff - 1 or j == n_run - 1  # diffusion closes each group of steps
+            new, stuck = _step(part, gamma0 + j * dt, dt, part_mat, settings, wn, h1, h2,
+                               dt_adv=advected_strain_steps(j, n_run, every) * dt, gamma_new=gamma0 + (j + 1) * dt,
+                               diffusivity_sum=k_sum, diffuse_steps=j % m_diff + 1 if group_end else 0)
+            # a stuck member keeps its state from the start of the failing step; a rejected one stops
+            fired |= ~halted & ~stuck & (_avalanche(part.chi, new.chi, settings.chi_jump_limit) if watch else False)
+            stuck_part |= ~halted & stuck
+            keep = ~(halted | stuck_part | fired)
+            if keep.all():
+                part = new
+            else:
+                for f in dataclasses.fields(part):
+                    getattr(part, f.name)[keep] = getattr(new, f.name)[keep]
+            halted = stuck_part | fired
+            if halted.all():
+                break
+        done = ~fired
+        _put(state, todo[done], part.take(done))
+        stuck_any[todo[done]] = stuck_part[done]
+        steps_used[todo] = n_run
+        todo = todo[fired]
+        n_run = min(n_run * settings.avalanche_growth, settings.avalanche_steps_per_frame)
+        dt = (settings.gamma_final / settings.n_frames) / n_run  # as fast.run_steps
+        every, m_diff = 1, 1
+    return state, stuck_any, steps_used
 
 
 def _put(state: _State, idx: np.ndarray, part: _State) -> None:
@@ -574,20 +633,23 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
     record(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for k in range(1, n_out):
-            steps = frame_steps(state, gamma_frames[k - 1], mat, settings, use_fast)
+            planned = frame_steps(state, gamma_frames[k - 1], mat, settings, use_fast)
             # Members are independent: each group of equal step count advances on its own, so a
             # member's numbers do not depend on the rest of the batch.
             stuck = np.zeros(members.size, dtype=bool)
-            for n_steps in np.unique(steps):
-                group = np.flatnonzero(steps == n_steps)
+            steps = planned.copy()  # as used: more where an avalanche frame was redone
+            for n_steps in np.unique(planned):
+                group = np.flatnonzero(planned == n_steps)
                 if group.size == members.size:
-                    state, stuck = _advance_frame(state, mat, gamma_frames[k - 1], int(n_steps), settings,
-                                                  use_fast, wn, h1, h2)
+                    state, stuck, steps = _advance_frame(state, mat, gamma_frames[k - 1], int(n_steps), settings,
+                                                         use_fast, wn, h1, h2)
                 else:
-                    part, part_stuck = _advance_frame(state.take(group), mat.take(group), gamma_frames[k - 1],
-                                                      int(n_steps), settings, use_fast, wn, h1, h2)
+                    part, part_stuck, part_steps = _advance_frame(state.take(group), mat.take(group),
+                                                                  gamma_frames[k - 1], int(n_steps), settings,
+                                                                  use_fast, wn, h1, h2)
                     _put(state, group, part)
                     stuck[group] = part_stuck
+                    steps[group] = part_steps
             buffers.steps[members, k] = steps
             if stuck.any():
                 members, state, mat = _retire(members, state, mat, ~stuck, reasons,

@@ -359,6 +359,27 @@ def test_prediction_vectorised_over_100000_points(rng):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+def test_gradient_predictor_equals_predict_with_gradient(kernel, rng):
+    # the polishing fast path (no (n*, n, d) tensor, standardised units, no checks) = the checked one
+    X, y = toy_data(rng, n=50, d=3)
+    gp = GaussianProcess(kernel)
+    # a noise variance that keeps K well conditioned: the latent variance sv - k* K^-1 k* is then
+    # free of cancellation, so the two summation orders agree to round-off
+    gp.set_hyperparameters({"kernel": kernel, "length_scales": [0.3, 0.5, 0.8], "signal_var": 1.5,
+                            "noise_var": 1e-4, "y_mean": 0.2, "y_std": 1.3})
+    gp.fit(X, y, optimize=False)
+    fn, y_mean, y_std = gp.gradient_predictor()
+    X_test = np.vstack([rng.random((4, 3)), X[7] + 1e-3])  # one point next to a training point
+    want = gp.predict_with_gradient(X_test)
+    mean, std, dmean, dstd = fn(X_test)
+    got = (y_mean + y_std * mean, y_std * std, y_std * dmean, y_std * dstd)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12 * np.abs(w).max())
+    local = GaussianProcess(kernel, seed=0, max_points_exact=20).fit(X, y)
+    assert local.uses_local and local.gradient_predictor() is None  # polish on neighbourhoods instead
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_predict_with_gradient_matches_finite_differences(kernel, rng):
     X, y = toy_data(rng, n=40, d=3)
     gp = GaussianProcess(kernel)

@@ -47,6 +47,7 @@ from gego.surrogate.kernels import (
 )
 
 _LOG_2PI = np.log(2.0 * np.pi)
+_SQRT5 = np.sqrt(5.0)
 
 try:  # optional: threadpoolctl ships with scikit-learn
     from threadpoolctl import ThreadpoolController
@@ -317,6 +318,54 @@ def predict_std_upper_bound_standardised(
             var = np.full(k_near.shape[0], hp.signal_var)  # the prior std is always a bound
         std_bound[rows] = np.sqrt(np.maximum(var, 0.0) + 1e-8 * hp.signal_var)
     return mean, std_bound
+
+
+def gradient_predictor(factor: Factor, hp: Hyperparameters):
+    """A fast, unchecked :func:`predict_gradient_standardised` for a few points at a time.
+
+    Returns ``fn(X) -> (mean, std, dmean, dstd)`` in standardised units, for an optimiser that
+    calls it thousands of times on a handful of points inside the unit cube (acquisition
+    polishing): the training-side arrays are prepared once, the kernel derivative is summed
+    without the (n_star, n, d) tensor (``sum_n c_n dk(x*, x_n)/dx* = -(x* sum_n c_n G_n -
+    sum_n c_n G_n x_n) / l^2``, kernels module docstring, with c = alpha for the mean, Eq 14,
+    and c = -2 (K + sigma_n^2 I)^-1 k* for the variance, Eq 15) and nothing is validated.
+    Equal to :func:`predict_gradient_standardised` to round-off.
+    """
+    X = factor.X
+    inv_l = 1.0 / hp.length_scales
+    inv_l2 = inv_l * inv_l
+    B = X * inv_l
+    b_sq = np.einsum("ij,ij->i", B, B)
+    alpha, chol, sv, se = factor.alpha, factor.chol, hp.signal_var, hp.kernel == "se"
+
+    def predict(X_star):
+        p = X_star.shape[0]
+        A = X_star * inv_l
+        r2 = np.einsum("ij,ij->i", A, A)[:, None] + b_sq - 2.0 * (A @ B.T)
+        np.maximum(r2, 0.0, out=r2)
+        if se:
+            K = sv * np.exp(-0.5 * r2)
+            G = K
+        else:  # Matern 5/2 (kernels.kernel_and_slope)
+            r = np.sqrt(r2)
+            decay = np.exp(-_SQRT5 * r)
+            t = 1.0 + _SQRT5 * r
+            K = sv * (t + (5.0 / 3.0) * r2) * decay
+            G = (5.0 / 3.0) * sv * t * decay
+        W = _cho_solve(chol, K.T)  # (n, p)
+        mean = K @ alpha
+        var = sv - np.einsum("in,ni->i", K, W)
+        coeff = np.empty((2 * p, X.shape[0]))
+        np.multiply(G, alpha, out=coeff[:p])
+        np.multiply(G, W.T, out=coeff[p:])
+        coeff[p:] *= -2.0
+        grads = (coeff @ X - np.vstack((X_star, X_star)) * coeff.sum(axis=1)[:, None]) * inv_l2
+        std = np.sqrt(np.maximum(var, 0.0))
+        dstd = grads[p:] / (2.0 * np.maximum(std, 1e-300)[:, None])
+        dstd[std <= 0.0] = 0.0
+        return mean, std, grads[:p], dstd
+
+    return predict
 
 
 def predict_gradient_standardised(
@@ -865,6 +914,16 @@ class GaussianProcess:
         local._local = None
         local._factor = factorise(X[nearest], ys[nearest], hp)
         return local
+
+    def gradient_predictor(self):
+        """(fn, y_mean, y_std): ``fn(X)`` = mean, latent std and their gradients in X in
+        standardised units (y = y_mean + y_std * value), unchecked and fast for a few points
+        (:func:`gradient_predictor`); None in local mode (use :meth:`neighbourhood` first).
+        The caller limits BLAS threads (:func:`single_thread_blas`) if it wants to."""
+        hp = self._require_hp()
+        if self._local is not None:
+            return None
+        return gradient_predictor(self._require_factor(), hp), hp.y_mean, hp.y_std
 
     @_single_threaded
     def predict_with_gradient(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -358,16 +358,21 @@ def test_prediction_vectorised_over_100000_points(rng):
     assert gp.predict(X_test[:10], return_std=False)[1] is None
 
 
+def _fixed_gp(kernel, X, y):
+    """A GP on (X, y) with fixed hyperparameters (3-D inputs, noise variance 1e-4)."""
+    gp = GaussianProcess(kernel)
+    gp.set_hyperparameters({"kernel": kernel, "length_scales": [0.3, 0.5, 0.8], "signal_var": 1.5,
+                            "noise_var": 1e-4, "y_mean": 0.2, "y_std": 1.3})
+    return gp.fit(X, y, optimize=False)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_gradient_predictor_equals_predict_with_gradient(kernel, rng):
     # the polishing fast path (no (n*, n, d) tensor, standardised units, no checks) = the checked one
     X, y = toy_data(rng, n=50, d=3)
-    gp = GaussianProcess(kernel)
     # a noise variance that keeps K well conditioned: the latent variance sv - k* K^-1 k* is then
     # free of cancellation, so the two summation orders agree to round-off
-    gp.set_hyperparameters({"kernel": kernel, "length_scales": [0.3, 0.5, 0.8], "signal_var": 1.5,
-                            "noise_var": 1e-4, "y_mean": 0.2, "y_std": 1.3})
-    gp.fit(X, y, optimize=False)
+    gp = _fixed_gp(kernel, X, y)
     fn, y_mean, y_std = gp.gradient_predictor()
     X_test = np.vstack([rng.random((4, 3)), X[7] + 1e-3])  # one point next to a training point
     want = gp.predict_with_gradient(X_test)
@@ -382,10 +387,7 @@ def test_gradient_predictor_equals_predict_with_gradient(kernel, rng):
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_predict_with_gradient_matches_finite_differences(kernel, rng):
     X, y = toy_data(rng, n=40, d=3)
-    gp = GaussianProcess(kernel)
-    gp.set_hyperparameters({"kernel": kernel, "length_scales": [0.3, 0.5, 0.8], "signal_var": 1.5,
-                            "noise_var": 1e-4, "y_mean": 0.2, "y_std": 1.3})
-    gp.fit(X, y, optimize=False)
+    gp = _fixed_gp(kernel, X, y)
     X_test = rng.random((5, 3))
     mean, std, dmean, dstd = gp.predict_with_gradient(X_test)
     ref_mean, ref_std = gp.predict(X_test)

@@ -222,6 +222,12 @@ if AVAILABLE:
         else:  # the C++ split runs with its load row at zero
             _plastic_round_loaded(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt)
 
+    @njit(cache=True, inline="always", error_model="numpy")
+    def _move_cell(work, src, dst):
+        """Copy the sub-step state of compacted cell ``src`` in ``work`` to slot ``dst``."""
+        for row in (0, 1, 2, 4, 5):  # |S|, chi, remaining strain, load, accumulated drop
+            work[row, dst] = work[row, src]
+
     @njit(cache=True, nogil=True, error_model="numpy")
     def plastic_stage(sig, chi, load, loaded, implicit, g, dt, mu, eps0s, c0, chi_inf, l_chi, paper_form, adapt,
                       adapt_chi, max_sub, ratio, chi_pl, kap, sbar_rel, sbar_grid, have_sbar, work, xs, es, kbuf,
@@ -290,11 +296,7 @@ if AVAILABLE:
         if n_limited > 0:  # usually none at the refined steps of hot frames: skip the pass
             for m in range(n_cells):  # branch-free compaction (the branch would be mispredicted)
                 idx[n] = m
-                work[0, n] = work[0, m]
-                work[1, n] = work[1, m]
-                work[2, n] = work[2, m]
-                work[4, n] = work[4, m]
-                work[5, n] = work[5, m]
+                _move_cell(work, m, n)
                 n += limited[m]
         for _ in range(max_sub - 1):
             if n == 0:
@@ -306,11 +308,7 @@ if AVAILABLE:
                 out[m] = work[out_row, i]
                 chi_pl_f[m] = work[1, i]
                 idx[kept] = m
-                work[0, kept] = work[0, i]
-                work[1, kept] = work[1, i]
-                work[2, kept] = work[2, i]
-                work[4, kept] = work[4, i]
-                work[5, kept] = work[5, i]
+                _move_cell(work, i, kept)
                 kept += limited[i]
             n = kept
         kmax = 0.0

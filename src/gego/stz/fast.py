@@ -276,6 +276,7 @@ if AVAILABLE:
         # loaded: a cell the load does not bring to yield within the step gets load 0 here, so it
         # stays untouched as in the reference), then only the cells with strain left, compacted
         # into the front of ``work``
+        n_active = 0
         for m in range(n_cells):
             sb = sbar[m]
             lm = load_f[m] if loaded else 0.0
@@ -285,6 +286,14 @@ if AVAILABLE:
             work[2, m] = dt
             work[4, m] = lm if active else 0.0
             work[5, m] = 0.0
+            n_active += active
+        if n_active == 0:  # the whole grid stays elastic in this step (the first frames): no drop
+            for m in range(n_cells):
+                ratio_f[m] = 0.0
+                chi_pl_f[m] = chi_f[m]
+                kap_f[m] = 0.0
+                sbar_rel_f[m] = sbar[m]
+            return 0.0, False
         _plastic_round_any(work, xs, es, kbuf, limited, n_cells, mu, eps0s, c0, chi_inf, adapt, adapt_chi,
                            implicit)
         n_limited = 0

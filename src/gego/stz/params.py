@@ -139,7 +139,8 @@ class SolverSettings:
         at -2.1 %; 58 of 80 at 15 fixed), but only 17 of the 20 corners and presets: the three
         corners at c0 0.05, beta 15 /eV are -3.3 % to -10 % low (a band one or two rows wide
         whose peak depends on where it sits on the grid; and, with E0 within 1 meV of the lowest
-        energy, a brittle avalanche inside one frame that the rule does not see).
+        energy, a brittle avalanche inside one frame that the rule does not see, which
+        ``chi_jump_limit`` catches: with both, 80 of 80 and 19 of 20).
         ``None`` or 0 = always steps_per_frame (the C++).
     max_steps_per_frame : cap on the steps of one frame under ``stiff_step_limit``. 240 (16x the
         base): against 960 fixed steps the band peak on 80 random Table-2 points and on the 16
@@ -155,7 +156,7 @@ class SolverSettings:
         stiff (largest Courant number per base step 0.004-0.008 on the validation target and the
         hottest corner); plastic update, Truesdell terms and projection run every step.
         0: every step (results then do not depend on how a frame's steps were chosen). k = 3
-        (measured, not the default): median CPU 10 % lower (advection is ~7 of ~33 us per
+        (measured before ``chi_jump_limit`` existed, not the default): median CPU 10 % lower (advection is ~7 of ~33 us per
         step), band peak against 960 fixed steps 80 of 80 random Table 2 points within 2 %
         (79 with k = 1), but the brittle low-chi avalanches get worse: one edge corner hits the
         sub-step cap at 15 steps per frame (re-run at 30) and the paper-box brittle point of
@@ -171,8 +172,11 @@ class SolverSettings:
         in those frames, <= 1.42 on 80 random Table 2 points, <= 0.75 on the presets (also at
         64 x 64). With 1: the corners at c0 0.05, beta 15, E0 1 meV below the lowest energy go
         from -10 % / -3.3 % to within 0.1 % of 960 fixed steps (band sums -60 % / -41 % to
-        +0.1 %), 80 of 80 random points within 2 % (four redo 1-3 frames), presets unchanged.
-        2 gives the same corners but leaves one random point at -2.1 %. ``None`` or 0: off.
+        +0.1 %), 80 of 80 random points within 2 % (four redo 1-3 frames), presets unchanged;
+        in bench_stz's 64-member batch six brittle members redo 4-7 frames (2-3x their CPU,
+        +20 % for the batch), three of them 3-8 % off without it and within 1.1 % with it.
+        2 gives the same corners but leaves one random point at -2.1 % and two of those batch
+        members at +3.0 % / -2.9 %. ``None`` or 0: off.
     avalanche_steps_per_frame : steps of a redone avalanche frame (960, the refined reference; a
         frame already at this count is not redone). At 960 the per-step fall of 1/chi in the
         avalanche frame is still ~7.7 (1.8 at 3840); 240 or 480 give erratic band peaks

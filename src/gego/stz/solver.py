@@ -264,7 +264,7 @@ def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: Solv
     ``gamma_new``: the strain after the step (default ``gamma + dt``; the frame loop passes
     gamma0 + (j + 1) dt, the formula of the next step's ``gamma``, as the compiled path does).
     ``diffusivity_sum``, ``diffuse_steps``: chi diffusion once per group of steps (see
-    :func:`advect_every`): the diffusivity of this step is added to ``diffusivity_sum`` (in
+    :func:`diffuse_every`): the diffusivity of this step is added to ``diffusivity_sum`` (in
     place); when ``diffuse_steps`` n > 0 chi diffuses over n dt with the group's mean
     diffusivity and the sum is reset, when 0 it does not diffuse on this step. None: every step.
     """

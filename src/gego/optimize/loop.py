@@ -26,7 +26,6 @@ rest on three rules:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import socket
@@ -43,6 +42,7 @@ from gego.optimize import stopping
 from gego.optimize.design import DESIGN_METHODS, SearchBox, from_unit, initial_design, make_box, to_unit
 from gego.optimize.executors import make_executor
 from gego.optimize.study import EvaluationRecord, Outcome, Study, WriterLock
+from gego.surrogate.gp import blas_threads
 
 STRATEGIES = ("kriging_believer", "constant_liar")
 
@@ -761,7 +761,7 @@ def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: in
                 return _result(history, box, reason, store)
             iteration = history[-1].iteration + 1
             q = min(settings.batch_size, rules.budget - stopping.n_finished(history))
-            with _blas_threads(optimizer_threads):
+            with blas_threads(optimizer_threads):
                 cache = surrogate_at(iteration, history, box, settings, store, cache)  # Alg 1 step 8
                 X_next = _propose(iteration, q, history, box, settings, cache)  # Alg 1 steps 9-12
             store.add_pending(iteration, X_next)
@@ -776,17 +776,6 @@ def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: in
             store.close()
         if lock is not None:
             lock.release()
-
-
-def _blas_threads(n_threads: int | None):
-    """Limit BLAS threads within the block (needs threadpoolctl; a no-op without it)."""
-    from gego.surrogate.gp import _BLAS_CONTROLLER
-
-    if n_threads is None or _BLAS_CONTROLLER is None:
-        return contextlib.nullcontext()
-    # the controller found the libraries once at import: threadpool_limits would search the
-    # process's loaded libraries again on every iteration (~3 ms, 13 % of a Branin run's overhead)
-    return _BLAS_CONTROLLER.limit(limits=int(n_threads), user_api="blas")
 
 
 def _iteration_info(history, box: SearchBox) -> IterationInfo:

@@ -117,7 +117,7 @@ if AVAILABLE:
     @njit(cache=True, error_model="numpy")
     def plastic_scratch(n_cells):
         """Scratch arrays for :func:`plastic_stage` on a grid of ``n_cells`` cells."""
-        return (np.empty((6, n_cells)), np.empty(2 * n_cells), np.empty(2 * n_cells),
+        return (np.empty((5, n_cells)), np.empty(2 * n_cells), np.empty(2 * n_cells),
                 np.empty(2 * n_cells, dtype=np.int64), np.empty(n_cells, dtype=np.int64),
                 np.empty(n_cells, dtype=np.bool_))
 
@@ -154,13 +154,13 @@ if AVAILABLE:
     @njit(cache=True, nogil=True, error_model="numpy")
     def _plastic_round_loaded(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt):
         """One forward-Euler sub-step of d|S|/dgamma = g - 2 mu D (physics.integrate_plastic_step with
-        ``load_rate``) for the ``n`` active cells in ``work`` (rows |S|, chi, remaining strain, -,
+        ``load_rate``) for the ``n`` active cells in ``work`` (rows |S|, chi, remaining strain,
         load g). The sub-step moves |S| by at most ``adapt`` through either term. With g = 0 this is
         the C++ scheme to the bit (speed = 2 mu D >= 0, si + h (0 - R) = si - h R exactly)."""
         s = work[0]
         c = work[1]
         rem = work[2]
-        load = work[4]
+        load = work[3]
         _round_exponentials(work, xs, es, kbuf, n)
         for i in range(n):
             si = s[i]
@@ -184,13 +184,13 @@ if AVAILABLE:
     def _plastic_round_implicit(work, xs, es, kbuf, limited, n, mu, eps0s, c0, chi_inf, adapt, adapt_chi):
         """One linearly implicit (Rosenbrock-Euler) sub-step of d|S|/dgamma = g - R, R = 2 mu D
         (physics.integrate_plastic_step_implicit) for the ``n`` active cells in ``work`` (rows |S|,
-        chi, remaining strain, -, load g, accumulated plastic drop): |S| += h (g - R) / (1 + h R'),
+        chi, remaining strain, load g, accumulated plastic drop): |S| += h (g - R) / (1 + h R'),
         chi explicit; h keeps the net change of |S| <= ``adapt`` and |dchi| <= adapt_chi chi^2."""
         s = work[0]
         c = work[1]
         rem = work[2]
-        load = work[4]
-        plastic = work[5]
+        load = work[3]
+        plastic = work[4]
         _round_exponentials(work, xs, es, kbuf, n)
         for i in range(n):
             si = s[i]
@@ -225,7 +225,7 @@ if AVAILABLE:
     @njit(cache=True, inline="always", error_model="numpy")
     def _move_cell(work, src, dst):
         """Copy the sub-step state of compacted cell ``src`` in ``work`` to slot ``dst``."""
-        for row in (0, 1, 2, 4, 5):  # |S|, chi, remaining strain, load, accumulated drop
+        for row in range(5):  # |S|, chi, remaining strain, load, accumulated drop
             work[row, dst] = work[row, src]
 
     @njit(cache=True, nogil=True, error_model="numpy")
@@ -271,7 +271,7 @@ if AVAILABLE:
         # ``out`` holds |S| at the end of the step (explicit) or the accumulated plastic drop
         # (implicit) until the ratio is formed
         out = ratio_f
-        out_row = 5 if implicit else 0
+        out_row = 4 if implicit else 0
         # first sub-step on the whole grid (below yield the rate is zero: nothing changes there;
         # loaded: a cell the load does not bring to yield within the step gets load 0 here, so it
         # stays untouched as in the reference), then only the cells with strain left, compacted
@@ -284,8 +284,8 @@ if AVAILABLE:
             work[0, m] = sb
             work[1, m] = chi_f[m]
             work[2, m] = dt
-            work[4, m] = lm if active else 0.0
-            work[5, m] = 0.0
+            work[3, m] = lm if active else 0.0
+            work[4, m] = 0.0
             n_active += active
         if n_active == 0:  # the whole grid stays elastic in this step (the first frames): no drop
             for m in range(n_cells):
@@ -509,8 +509,9 @@ if AVAILABLE:
         increment, see solver.advect_every); one fused pass then
         adds the Truesdell and plastic terms. Writes sigma* (sheared frame) to ``sig_out``,
         chi and the reference map after the step (``chi_out``, ``ref_out``; they may be ``chi``,
-        ``refmap`` themselves: those updates are point-wise and come after the advection), and the physical sigma*_xx, _yy, _xy at
-        ``gn`` (the strain after the step, g + dt up to round-off) to ``phys_star`` ``(3, ny, nx)``.
+        ``refmap`` themselves: those updates are point-wise and come after the advection), and
+        the physical sigma*_xx, _yy, _xy at ``gn`` (the strain after the step, g + dt up to
+        round-off) to ``phys_star`` ``(3, ny, nx)``.
         Returns the number of cells whose 1/chi fell by more than ``jump_limit`` in the step
         (0 if ``jump_limit`` <= 0; the avalanche test of :func:`run_steps`, without a division:
         chi_after - chi_before > limit chi_before chi_after).
@@ -818,8 +819,37 @@ if AVAILABLE:
         _elastic_flat(sig_star, grad_out, gn, dt, lam, mu, sig_out, sbar_next, sbar_rel, load, loaded)
 
     @njit(cache=True, inline="always", error_model="numpy")
+    def _copy_state(src, dst):
+        """dst[k][:] = src[k] for a member's (Sigma, chi, reference map, velocity, L, load rate)."""
+        dst[0][:] = src[0]
+        dst[1][:] = src[1]
+        dst[2][:] = src[2]
+        dst[3][:] = src[3]
+        dst[4][:] = src[4]
+        dst[5][:] = src[5]
+
+    @njit(cache=True, inline="always", error_model="numpy")
+    def _diffuse_in_step(chi, kap, kmax, kap_sum, step, n_steps, every, g, dt, h1, h2, chi_d, cpad, kpad, q1, q2):
+        """Chi after this step's diffusion (Eq 29, 34): ``chi_d``, diffused every step when ``every``
+        is 1, else once per group of ``every`` steps over the group's strain with its mean
+        diffusivity (accumulated in ``kap_sum``; solver.diffuse_every); ``chi`` itself on the
+        other steps of a group (no diffusion increment)."""
+        if every == 1:
+            diffusion_stage(chi, kap, kmax, g, dt, h1, h2, chi_d, cpad, kpad, q1, q2)
+            return chi_d
+        n_group = step % every + 1
+        closes = n_group == every or step == n_steps - 1
+        kmax_group = _accumulate_diffusivity(kap_sum, kap, n_group, closes)
+        if not closes:
+            return chi
+        diffusion_stage(chi, kap_sum, kmax_group, g, dt * n_group, h1, h2, chi_d, cpad, kpad, q1, q2)
+        kap_sum[:] = 0.0
+        return chi_d
+
+    @njit(cache=True, inline="always", error_model="numpy")
     def _accumulate_diffusivity(kap_sum, kap, n_group, closes):
-        """kap_sum += kap; if ``closes``, kap_sum /= n_group (the group's mean K) and return its max."""
+        """kap_sum += kap (chi diffusivity K, A^2 per unit strain, Eq 34); if ``closes``,
+        kap_sum /= n_group (the group's mean K) and return its max."""
         n = kap.size
         kf = kap_sum.reshape(n)
         kp = kap.reshape(n)
@@ -901,12 +931,7 @@ if AVAILABLE:
             g_cur = grad[b]
             l_cur = load[b]
             if rejecting:
-                saved[0][:] = s_cur
-                saved[1][:] = c_cur
-                saved[2][:] = r_cur
-                saved[3][:] = v_cur
-                saved[4][:] = g_cur
-                saved[5][:] = l_cur
+                _copy_state((s_cur, c_cur, r_cur, v_cur, g_cur, l_cur), saved)
             n_run, dt_run, adv_every, diff_every = n_steps, dt, advect_every, diffuse_every
             while True:
                 watch = rejecting and n_run < redo_steps
@@ -924,21 +949,8 @@ if AVAILABLE:
                     if flag:
                         stuck[b] = True
                         break
-                    # chi diffusion (Eq 29, 34) every step, or once per group of diff_every steps
-                    # over the group's strain with its mean diffusivity (solver.diffuse_every)
-                    c_diff = chi_d
-                    if diff_every == 1:
-                        diffusion_stage(c_cur, kap, kmax, g, dt_run, h1, h2, chi_d, cpad, kpad, q1, q2)
-                    else:
-                        n_group = step % diff_every + 1
-                        closes = n_group == diff_every or step == n_run - 1
-                        kmax_group = _accumulate_diffusivity(kap_sum, kap, n_group, closes)
-                        if closes:
-                            diffusion_stage(c_cur, kap_sum, kmax_group, g, dt_run * n_group, h1, h2, chi_d, cpad,
-                                            kpad, q1, q2)
-                            kap_sum[:] = 0.0
-                        else:
-                            c_diff = c_cur  # no diffusion increment on this step
+                    c_diff = _diffuse_in_step(c_cur, kap, kmax, kap_sum, step, n_run, diff_every, g, dt_run, h1,
+                                              h2, chi_d, cpad, kpad, q1, q2)
                     # solver.advected_strain_steps: the last group of a frame may be shorter
                     dt_adv = dt_run * min(adv_every, n_run - step) if step % adv_every == 0 else 0.0
                     n_jumps = transport_stage(s_cur, c_cur, r_cur, v_cur, g_cur, ratio, chi_pl, c_diff, g, gn, dt_run,
@@ -965,12 +977,7 @@ if AVAILABLE:
                 if not fired:
                     break
                 # reject the frame: back to its start, redo with finer steps (solver._advance_frame)
-                s_cur[:] = saved[0]
-                c_cur[:] = saved[1]
-                r_cur[:] = saved[2]
-                v_cur[:] = saved[3]
-                g_cur[:] = saved[4]
-                l_cur[:] = saved[5]
+                _copy_state(saved, (s_cur, c_cur, r_cur, v_cur, g_cur, l_cur))
                 n_run = min(n_run * redo_growth, redo_steps)
                 dt_run = frame_strain / n_run
                 adv_every, diff_every = 1, 1

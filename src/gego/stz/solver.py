@@ -294,10 +294,11 @@ def _step(state: _State, gamma: float, dt: float, mat: _Material, settings: Solv
     dt_diff = dt
     if diffusivity_sum is not None:
         diffusivity_sum += diffusivity
-        dt_diff = diffuse_steps * dt
-        diffusivity = diffusivity_sum / diffuse_steps if diffuse_steps else np.zeros_like(diffusivity)
-        if diffuse_steps:
+        if diffuse_steps:  # the group closes: its mean diffusivity over its strain
+            diffusivity, dt_diff = diffusivity_sum / diffuse_steps, diffuse_steps * dt
             diffusivity_sum[...] = 0.0
+        else:
+            diffusivity = np.zeros_like(diffusivity)
     chi_diffused = state.chi
     if np.any(diffusivity > 0):
         n_sub = operators.diffusion_substeps(diffusivity.max(axis=(1, 2)), dt_diff, gamma, h1, h2)
@@ -466,6 +467,10 @@ def _finite_members(state: _State) -> np.ndarray:
     ok &= (state.chi.reshape(state.chi.shape[0], -1) > 0).all(axis=1)
     return ok
 
+
+# Failure reasons of a member whose step was too coarse for it (re-run with finer steps, simulate_batch)
+_STUCK = "stiffness cap"
+_NON_FINITE = "non-finite"
 
 _STIFF_QUANTILE = 90.0  # percent: the k that a tenth of the cells exceed
 
@@ -653,14 +658,14 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
             buffers.steps[members, k] = steps
             if stuck.any():
                 members, state, mat = _retire(members, state, mat, ~stuck, reasons,
-                                              f"stiffness cap: more than {settings.max_substeps} plastic"
+                                              f"{_STUCK}: more than {settings.max_substeps} plastic"
                                               f" sub-steps in one step before gamma={gamma_frames[k]:.4g}")
                 if members.size == 0:
                     return
             finite = finite_members(state)
             if not finite.all():
                 members, state, mat = _retire(members, state, mat, finite, reasons,
-                                              f"non-finite or non-positive state before frame {k}"
+                                              f"{_NON_FINITE} or non-positive state before frame {k}"
                                               f" (gamma={gamma_frames[k]:.4g})")
                 if members.size == 0:
                     return
@@ -760,9 +765,9 @@ def simulate_batch(params: Sequence[STZParams], energy_initial_ev: np.ndarray, *
             gamma=gamma_frames.copy(), wall_time_s=wall, stress_fields=stress_fields,
             steps_per_frame_used=buffers.steps[b].copy(),
             **{name: buffers.named[name][b] for name in list(_FIELD_NAMES) + list(_MEAN_NAMES)}))
-    # A member that went non-finite (a brittle avalanche outrunning the step) is re-run on its own
-    # with twice the steps per frame; the others keep their results (members are independent).
-    retry = [b for b, reason in enumerate(reasons) if reason.startswith(("non-finite", "stiffness cap"))]
+    # A member that went non-finite or hit the sub-step cap (a brittle avalanche outrunning the step)
+    # is re-run on its own with twice the steps per frame; the others keep their results.
+    retry = [b for b, reason in enumerate(reasons) if reason.startswith((_NON_FINITE, _STUCK))]
     if retry and settings.refine_on_failure > 0:
         finer = dataclasses.replace(settings, steps_per_frame=2 * settings.steps_per_frame,
                                     refine_on_failure=settings.refine_on_failure - 1)

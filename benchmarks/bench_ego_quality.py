@@ -211,35 +211,40 @@ def best_after(values, counts):
 
 
 def run(functions, optimisers, seeds, budget):
+    """Every optimiser on every function and seed; per seed the optimisers run one after the other
+    (interleaved), so that a slow spell of the shared machine falls on all of them alike."""
     checkpoints = [n for n in CHECKPOINTS if n <= budget] or [budget]
     results = {}
     for fname in functions:
         fun, bounds, f_star, n_init = FUNCTIONS[fname]
         results[fname] = {"global_minimum": f_star, "n_init": n_init}
+        present = [o for o in optimisers if _available(o)]
         for oname in optimisers:
-            if not _available(oname):
+            if oname not in present:
                 results[fname][oname] = "skipped: not installed"
-                continue
-            bests, overheads, cpu_overheads, found = [], [], [], 0
-            for seed in seeds:
+        runs = {o: {"bests": [], "wall": [], "cpu": [], "found": 0} for o in present}
+        for seed in seeds:
+            for oname in present:
                 t0, cpu0 = time.perf_counter(), time.process_time()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     counted = OPTIMISERS[oname](fun, bounds, n_init, budget, seed)
                 wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                 values = counted.values[:budget]  # some peers evaluate one extra point
-                bests.append(best_after(values, checkpoints))
-                overheads.append(wall - counted.time_s)
-                cpu_overheads.append(cpu - counted.time_s)
-                found += bool(min(values) - f_star <= (1e-3 * abs(f_star) if f_star else 1e-3))
+                r = runs[oname]
+                r["bests"].append(best_after(values, checkpoints))
+                r["wall"].append(wall - counted.time_s)
+                r["cpu"].append(cpu - counted.time_s)
+                r["found"] += bool(min(values) - f_star <= (1e-3 * abs(f_star) if f_star else 1e-3))
                 print(f"# {fname} {oname} seed {seed}: best {min(values):.6g} in {wall:.1f} s", file=sys.stderr)
+        for oname, r in runs.items():
             results[fname][oname] = {
-                "median_best_after": {n: float(np.median([b[n] for b in bests])) for n in bests[0]},
-                "seeds_at_global_minimum": f"{found}/{len(seeds)}",
-                "median_overhead_s_per_run": float(np.median(overheads)),
+                "median_best_after": {n: float(np.median([b[n] for b in r["bests"]])) for n in r["bests"][0]},
+                "seeds_at_global_minimum": f"{r['found']}/{len(seeds)}",
+                "median_overhead_s_per_run": float(np.median(r["wall"])),
                 # CPU time of this process: less sensitive to other jobs on a shared machine.
-                "median_overhead_cpu_s_per_run": float(np.median(cpu_overheads)),
-                "best_after_per_seed": bests,
+                "median_overhead_cpu_s_per_run": float(np.median(r["cpu"])),
+                "best_after_per_seed": r["bests"],
             }
     return results
 

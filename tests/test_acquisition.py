@@ -121,6 +121,24 @@ def test_polishing_log_ei_equals_the_general_form(mean, std, f_min):
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-300)
 
 
+@settings(max_examples=200, deadline=None)
+@given(z=st.lists(st.one_of(st.floats(-1e5, -100.0), st.floats(-100.0, -1.0), st.floats(-1.0, 1.0),
+                            st.floats(1.0, 1e5)), min_size=1, max_size=5),
+       std=st.lists(st.floats(1e-6, 1e3), min_size=5, max_size=5), f_min=st.floats(-50, 50))
+def test_polishing_log_ei_is_bit_identical_to_the_general_form_in_every_regime(z, std, f_min):
+    # where some z <= -1 the short form evaluates every regime's formula on the whole array and
+    # picks per element: the values must be the general function's to the last bit, whatever mix
+    # of regimes (series z <= -100, Mills ratio, direct, z > 1) the points are in
+    stds = np.array(std[: len(z)])
+    mean = f_min - np.array(z) * stds
+    if not np.any((f_min - mean) / stds <= -1.0):
+        mean[0] = f_min + 2.0 * stds[0]  # at least one point in a lower regime
+    got = _log_ei_with_gradient_polish(mean, stds, f_min)
+    want = log_expected_improvement_with_gradient(mean, stds, f_min)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
 @settings(max_examples=60, deadline=None)
 @given(mean=st.floats(-50, 50), std=st.floats(1e-3, 1e3), f_min=st.floats(-50, 50))
 def test_log_ei_gradient_matches_finite_differences(mean, std, f_min):

@@ -208,14 +208,16 @@ def cholesky_with_jitter(K: np.ndarray) -> tuple[np.ndarray, float]:
     """
     if not np.all(np.isfinite(K)):
         raise GegoError("GP covariance matrix has NaN/inf entries: check the training inputs")
-    scale = float(np.mean(np.diag(K))) if K.size else 1.0
     jitter = 0.0
     for _ in range(_JITTER_TRIES):
         Kj = K if jitter == 0.0 else K + jitter * np.eye(K.shape[0])
         chol, info = lapack.dpotrf(Kj, lower=1, clean=1, overwrite_a=0)
         if info == 0:
             return chol, jitter
-        jitter = scale * _JITTER_START if jitter == 0.0 else jitter * _JITTER_GROWTH
+        if jitter == 0.0:  # the scale only when the first attempt failed
+            jitter = (float(np.mean(np.diag(K))) if K.size else 1.0) * _JITTER_START
+        else:
+            jitter *= _JITTER_GROWTH
     raise GegoError(
         "GP covariance matrix is not positive definite even with jitter "
         f"{jitter / _JITTER_GROWTH:.1e}: increase noise_floor"
@@ -360,7 +362,7 @@ def gradient_predictor(factor: Factor, hp: Hyperparameters):
         np.multiply(G, alpha, out=coeff[:p])
         np.multiply(G, W.T, out=coeff[p:])
         coeff[p:] *= -2.0
-        grads = (coeff @ X - np.vstack((X_star, X_star)) * coeff.sum(axis=1)[:, None]) * inv_l2
+        grads = (coeff @ X - np.concatenate((X_star, X_star)) * coeff.sum(axis=1)[:, None]) * inv_l2
         std = np.sqrt(np.maximum(var, 0.0))
         dstd = grads[p:] / (2.0 * np.maximum(std, 1e-300)[:, None])
         dstd[std <= 0.0] = 0.0
@@ -399,7 +401,8 @@ def predict_gradient_standardised(
 
 
 def log_marginal_likelihood_standardised(
-    theta: np.ndarray, X: np.ndarray, y: np.ndarray, kernel: str, eval_gradient: bool
+    theta: np.ndarray, X: np.ndarray, y: np.ndarray, kernel: str, eval_gradient: bool,
+    X_centred: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray | None]:
     """Log marginal likelihood of standardised outputs and its gradient in theta.
 
@@ -415,6 +418,9 @@ def log_marginal_likelihood_standardised(
     theta : ndarray, shape (d + 2,)
         ``log([l_1..l_d, signal_var, noise_var])``.
 
+    X_centred : ndarray, shape (n, d), optional
+        ``X - X.mean(axis=0)``, for a caller that evaluates many theta on the same X.
+
     Returns
     -------
     lml : float
@@ -425,7 +431,7 @@ def log_marginal_likelihood_standardised(
     signal_var, noise_var = np.exp(theta[d]), np.exp(theta[d + 1])
     K, slope = kernel_and_slope(kernel, scaled_sq_dist(X, X, length_scales), signal_var)
     K_noisy = K.copy()
-    K_noisy[np.diag_indices_from(K_noisy)] += noise_var
+    K_noisy.flat[:: n + 1] += noise_var  # the diagonal
     chol, _ = cholesky_with_jitter(K_noisy)
     alpha = _cho_solve(chol, y)
     lml = -0.5 * float(y @ alpha) - float(np.sum(np.log(np.diag(chol)))) - 0.5 * n * _LOG_2PI
@@ -434,10 +440,11 @@ def log_marginal_likelihood_standardised(
     K_inv, info = lapack.dpotri(chol, lower=1)
     if info != 0:
         raise GegoError(f"GP likelihood gradient: inverse of the covariance failed (info={info})")
-    K_inv = np.tril(K_inv) + np.tril(K_inv, -1).T
+    K_inv += np.tril(K_inv, -1).T  # dpotri fills the lower triangle; the upper one is chol's zeros
     W = np.outer(alpha, alpha) - K_inv
     M = W * slope
-    Xc = X - X.mean(axis=0)  # differences are shift-invariant; centring limits cancellation
+    # differences are shift-invariant; centring limits cancellation
+    Xc = X - X.mean(axis=0) if X_centred is None else X_centred
     trace_terms = 2.0 * (M.sum(axis=1) @ Xc**2) - 2.0 * np.einsum("ij,ij->j", Xc, M @ Xc)
     grad = np.empty(d + 2)
     grad[:d] = 0.5 * trace_terms / length_scales**2
@@ -765,8 +772,10 @@ class GaussianProcess:
 
         prior = self.log_length_scale_prior(d)
 
+        X_centred = X - X.mean(axis=0)
+
         def objective(theta):
-            lml, grad = log_marginal_likelihood_standardised(theta, X, ys, self.kernel, True)
+            lml, grad = log_marginal_likelihood_standardised(theta, X, ys, self.kernel, True, X_centred)
             if prior is not None:  # MAP: add the log-normal prior of the length scales
                 offset = (theta[:d] - prior[0]) / prior[1] ** 2
                 lml = lml - 0.5 * float(np.sum(offset * (theta[:d] - prior[0])))

@@ -229,12 +229,42 @@ def test_refit_schedule_is_a_function_of_the_history():
         return rows
 
     rows = history([10] + [1] * 12)
-    assert refit_schedule(rows, 12, None) == [1, 4, 7, 10]  # small N: every 3 new points
+    assert refit_schedule(rows, 12, None) == list(range(1, 13))  # "auto" below 50 points: every point
+    assert refit_schedule(rows, 12, None, each_below=0) == [1, 4, 7, 10]  # studies stored before 0.6
+    assert refit_schedule(rows, 12, None, each_below=14) == [1, 2, 3, 4, 5, 8, 11]  # then every 3
     assert refit_schedule(rows, 12, 1) == list(range(1, 13))
     assert refit_schedule(history([10] + [2] * 6), 6, 3) == [1, 3, 5]  # batches of 2: 4 >= 3 new points
     assert refit_schedule(history([200] + [1] * 12), 12, None) == [1, 11]  # 5 % of 200 = 10 new points
     # Failed design rows do not count: the first fit waits for 2 completed points.
     assert refit_schedule(history([3, 1, 1, 1], failed_at=(0,)), 3, None) == [3]
+
+
+def test_study_stored_before_the_early_refits_resumes_with_its_own_schedule(tmp_path):
+    """A study without `auto_refit_each_below` (gego <= 0.5) resumes, with the refit schedule it
+    was made with, in any number of sessions; a new study refits on every point below 50."""
+    kw = dict(n_init=6, seed=2, **FAST)
+
+    def legacy_study(name):  # the design only, stored as 0.5 stored it: the key absent
+        path = tmp_path / name
+        minimize(bowl, BOX, budget=6, study=path, **kw)
+        with Study.open(path) as study:
+            study._conn.execute("DELETE FROM meta WHERE key = 'auto_refit_each_below'")
+            study._conn.commit()
+        return path
+
+    one_go, two_goes = legacy_study("one.sqlite"), legacy_study("two.sqlite")
+    straight = minimize(bowl, BOX, budget=14, study=one_go, **kw)
+    minimize(bowl, BOX, budget=10, study=two_goes, **kw)
+    resumed = minimize(bowl, BOX, budget=14, study=two_goes, **kw)
+    np.testing.assert_array_equal([r.x for r in resumed.history], [r.x for r in straight.history])
+    with Study.open(two_goes) as study:
+        assert "auto_refit_each_below" not in study.config
+        assert sorted(study.fits()) == refit_schedule(study.records(), 8, None, each_below=0) == [1, 4, 7]
+    new = tmp_path / "new.sqlite"
+    minimize(bowl, BOX, budget=14, study=new, **kw)
+    with Study.open(new) as study:
+        assert study.config["auto_refit_each_below"] == 50
+        assert sorted(study.fits()) == list(range(1, 9))
 
 
 def test_replayed_surrogate_is_bit_identical_to_the_live_one(tmp_path):

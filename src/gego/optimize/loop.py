@@ -32,7 +32,7 @@ import socket
 import time
 import warnings
 from concurrent.futures import FIRST_COMPLETED, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,10 @@ STRATEGIES = ("kriging_believer", "constant_liar")
 DEFAULT_SURROGATE_OPTIONS = {"noise_floor": 1e-10}
 LOOP_NOISE_MAX = 0.1
 
+# "auto" refits the hyperparameters after every new point while the training set is smaller
+# than this (see refit_interval); studies stored before it existed resume with 0 (LEGACY_DEFAULTS).
+AUTO_REFIT_EACH_BELOW = 50
+
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class EgoSettings:
     kernel: str = "matern52"
     n_candidates: int | None = None
     refit_every: int | None = None  # None: "auto", see refit_interval
+    auto_refit_each_below: int = AUTO_REFIT_EACH_BELOW  # "auto" refits on every point below this N
     strategy: str = "kriging_believer"
     vectorized: bool = False
     surrogate_options: dict = field(default_factory=dict)
@@ -85,7 +90,10 @@ class EgoSettings:
 # The budget and the stopping rules may change between sessions (a study can be extended).
 IDENTITY_KEYS = ("bounds", "names", *EgoSettings.__dataclass_fields__, "config")
 # Settings added after studies were first stored: a study that lacks one was made with this value.
-LEGACY_DEFAULTS = {"trust_region": False}
+LEGACY_DEFAULTS = {"trust_region": False, "auto_refit_each_below": 0}
+# Settings that are gego's policy rather than the user's choice: a resumed study keeps the value
+# it was stored with (so it resumes, and proposes what it would have), a new one gets today's.
+ADOPTED_FROM_STUDY = ("auto_refit_each_below",)
 
 
 @dataclass(frozen=True)
@@ -277,22 +285,32 @@ def _evaluate_pending(study: Study, fun, executor, *, vectorized: bool, max_retr
 COLD_REFIT_EVERY = 10
 
 
-def refit_interval(n_at_last_fit: int, refit_every: int | None) -> int:
+def refit_interval(n_at_last_fit: int, refit_every: int | None, each_below: int = AUTO_REFIT_EACH_BELOW) -> int:
     """New points needed before the next hyperparameter refit.
 
-    `refit_every` fixes it; "auto" (None) refits every 3 new points up to 150 training points,
-    then whenever the training set has grown by 5 % (so the amortised refit cost per iteration
-    stays bounded at thousands of points). Every 3 rather than every point: on Branin and
-    Hartmann-6 (benchmarks/bench_ego_quality.py, 5 seeds) it halves the optimiser overhead and
-    the median best after 100 evaluations is as good or better; between refits the new points
-    still enter the GP by Cholesky updates.
+    `refit_every` fixes it; "auto" (None) refits after every new point below `each_below`
+    training points, every 3 new points up to 150, then whenever the training set has grown by
+    5 % (so the amortised refit cost per iteration stays bounded at thousands of points).
+
+    Every point early: with few points the likelihood moves a lot per point, and a GP that
+    keeps the design's length scales for three iterations steers EI badly. On Hartmann-6 (LHS
+    of 20, 30 seeds, benchmarks/bench_ego_quality.py) it raised the median best after 40
+    evaluations from -2.69 to -3.12 (23 seeds better, 7 worse) and after 50 from -3.19 to
+    -3.23, the same after 25 and 100 and on Branin and Hartmann-3, for 10-20 % more optimiser
+    time; a fit on < 50 points costs milliseconds. Every 3 later: on Branin and Hartmann-6 (5
+    seeds) it halves the optimiser overhead against every point and the median best after 100
+    evaluations is as good or better; between refits the new points still enter the GP by
+    Cholesky updates.
     """
     if refit_every is not None:
         return int(refit_every)
+    if n_at_last_fit < each_below:
+        return 1
     return 3 if n_at_last_fit < 150 else math.ceil(0.05 * n_at_last_fit)
 
 
-def refit_schedule(history: list[EvaluationRecord], iteration: int, refit_every: int | None) -> list[int]:
+def refit_schedule(history: list[EvaluationRecord], iteration: int, refit_every: int | None,
+                   each_below: int = AUTO_REFIT_EACH_BELOW) -> list[int]:
     """Iterations <= `iteration` at which the GP hyperparameters are (re)fitted.
 
     A pure function of the stored history: the GP of iteration t is trained on the complete rows
@@ -308,7 +326,7 @@ def refit_schedule(history: list[EvaluationRecord], iteration: int, refit_every:
         n_t = int(n_train[t - 1])
         if n_t < 2:
             continue
-        if n_last is None or n_t - n_last >= refit_interval(n_last, refit_every):
+        if n_last is None or n_t - n_last >= refit_interval(n_last, refit_every, each_below):
             schedule.append(t)
             n_last = n_t
     return schedule
@@ -382,7 +400,7 @@ def surrogate_at(iteration: int, history, box: SearchBox, settings: EgoSettings,
                  cache: _SurrogateCache | None) -> _SurrogateCache | None:
     """The GP of `iteration`, continuing `cache` (the GP of iteration - 1) or replaying from the
     store; None while fewer than 2 points have completed."""
-    schedule = refit_schedule(history, iteration, settings.refit_every)
+    schedule = refit_schedule(history, iteration, settings.refit_every, settings.auto_refit_each_below)
     if not schedule:
         return None
     last_refit = schedule[-1]
@@ -579,34 +597,48 @@ def _check_settings(settings: EgoSettings, budget: int) -> None:
         raise ConfigError(f"n_candidates: expected a positive integer, got {settings.n_candidates}")
 
 
+def _adopt_stored_policy(opened: Study, settings: EgoSettings) -> EgoSettings:
+    """`settings` with the ADOPTED_FROM_STUDY values of the study being resumed."""
+    stored = opened.config
+    return replace(settings, **{key: stored.get(key, LEGACY_DEFAULTS[key]) for key in ADOPTED_FROM_STUDY})
+
+
+def _stored_config(box: SearchBox, settings: EgoSettings, config: dict | None) -> dict:
+    import gego
+
+    return {"bounds": box.bounds, "names": list(box.names), **asdict(settings),
+            "config": config or {}, "gego_version": gego.__version__}
+
+
 def _open_study(study, box: SearchBox, settings: EgoSettings, config: dict | None):
     """Lock, then create or re-open the study.
 
-    Returns (study, whether we opened it and must close it, the writer lock or None). The lock
+    Returns (study, whether we opened it and must close it, the writer lock or None, the
+    settings: those given, with the stored ADOPTED_FROM_STUDY values when resuming). The lock
     is taken before the file is looked at, so two processes starting the same new study cannot
     both create it.
     """
     import gego
 
-    stored = {"bounds": box.bounds, "names": list(box.names), **asdict(settings),
-              "config": config or {}, "gego_version": gego.__version__}
     if study is None:
-        return Study.create(":memory:", config=stored), True, None
+        return Study.create(":memory:", config=_stored_config(box, settings, config)), True, None, settings
     path = study.path if isinstance(study, Study) else Path(study)
     lock = None if str(path) == ":memory:" else WriterLock.acquire(path)
     try:
         if isinstance(study, Study):
-            study.check_config(stored, IDENTITY_KEYS, LEGACY_DEFAULTS)
-            return study, False, lock
+            settings = _adopt_stored_policy(study, settings)
+            study.check_config(_stored_config(box, settings, config), IDENTITY_KEYS, LEGACY_DEFAULTS)
+            return study, False, lock, settings
         if not path.exists():
-            return Study.create(path, config=stored), True, lock
+            return Study.create(path, config=_stored_config(box, settings, config)), True, lock, settings
         opened = Study.open(path)
     except BaseException:
         if lock is not None:
             lock.release()
         raise
     try:
-        opened.check_config(stored, IDENTITY_KEYS, LEGACY_DEFAULTS)
+        settings = _adopt_stored_policy(opened, settings)
+        opened.check_config(_stored_config(box, settings, config), IDENTITY_KEYS, LEGACY_DEFAULTS)
     except BaseException:
         opened.close()
         if lock is not None:
@@ -616,7 +648,7 @@ def _open_study(study, box: SearchBox, settings: EgoSettings, config: dict | Non
     if version != gego.__version__:
         warnings.warn(f"{path}: study written by gego {version}, resuming with {gego.__version__}; "
                       "proposals may differ from an uninterrupted run", stacklevel=3)
-    return opened, True, lock
+    return opened, True, lock, settings
 
 
 def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: int = 1, study=None,
@@ -726,7 +758,7 @@ def minimize(fun, bounds, *, n_init: int, budget: int, seed: int, batch_size: in
     )
     _check_settings(settings, budget)
     rules = stopping.StopRules(budget=int(budget), threshold=threshold, max_time_s=max_time_s, patience=patience)
-    store, owns_store, lock = _open_study(study, box, settings, config)
+    store, owns_store, lock, settings = _open_study(study, box, settings, config)
     try:
         pool, owns_pool = make_executor(executor, fun, batch_size=settings.batch_size,
                                         vectorized=settings.vectorized)

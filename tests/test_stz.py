@@ -531,21 +531,21 @@ def test_windowed_steps_cap_frames_after_the_stiff_window():
     from gego.stz import solver
 
     settings = SolverSettings()  # 15 base, 240 in the window (0.1), 60 after
-    first = np.full(3, np.inf)
-    assert solver.windowed_steps(np.array([15, 240, 15]), first, 0.02, settings).tolist() == [15, 240, 15]
-    assert first[0] == np.inf and first[1] == 0.02 and first[2] == np.inf
-    assert solver.windowed_steps(np.array([15, 240, 120]), first, 0.115, settings).tolist() == [15, 240, 120]
-    assert first[2] == 0.115  # the first refined frame of member 2 is kept, not moved on
+    steps, first = solver.windowed_steps(np.array([15, 240, 15]), np.full(3, np.inf), 0.02, settings)
+    assert steps.tolist() == [15, 240, 15] and first.tolist() == [np.inf, 0.02, np.inf]
+    steps, first = solver.windowed_steps(np.array([15, 240, 120]), first, 0.115, settings)
+    assert steps.tolist() == [15, 240, 120] and first.tolist() == [np.inf, 0.02, 0.115]  # kept, not moved on
     # frame strains carry round-off (gamma_final k / n_frames): 0.02 + 0.1 starts the late frames
     gamma = 0.5 * 24 / 100
     assert gamma - 0.02 < 0.1
-    assert solver.windowed_steps(np.array([30, 240, 240]), first, gamma, settings).tolist() == [30, 60, 240]
-    assert solver.windowed_steps(np.array([15, 30, 240]), first, 0.3, settings).tolist() == [15, 30, 60]
-    assert solver.windowed_steps(np.array([15, 240]), np.array([0.0, 0.0]), 0.3,
-                                 dataclasses.replace(settings, stiff_window_strain=None)).tolist() == [15, 240]
+    steps, first = solver.windowed_steps(np.array([30, 240, 240]), first, gamma, settings)
+    assert steps.tolist() == [30, 60, 240]
+    assert solver.windowed_steps(np.array([15, 30, 240]), first, 0.3, settings)[0].tolist() == [15, 30, 60]
+    unwindowed = dataclasses.replace(settings, stiff_window_strain=None)
+    assert solver.windowed_steps(np.array([15, 240]), np.zeros(2), 0.3, unwindowed)[0].tolist() == [15, 240]
     # never below the base step (refine_on_failure doubles steps_per_frame, not the caps)
     finer = dataclasses.replace(settings, steps_per_frame=120)
-    assert solver.windowed_steps(np.array([240]), np.array([0.0]), 0.3, finer).tolist() == [120]
+    assert solver.windowed_steps(np.array([240]), np.zeros(1), 0.3, finer)[0].tolist() == [120]
     for bad in (dict(stiff_window_strain=-0.1), dict(stiff_window_strain=float("nan")),
                 dict(late_max_steps_per_frame=0)):
         with pytest.raises(ConfigError):

@@ -64,7 +64,6 @@ LOOP_NOISE_MAX = 0.1
 AUTO_REFIT_EACH_BELOW = 50
 
 
-
 @dataclass(frozen=True)
 class EgoSettings:
     """Options that define a study's sequence of proposals (stored; checked on resume)."""

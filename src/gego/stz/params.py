@@ -148,17 +148,17 @@ class SolverSettings:
         (79 of 80, 17 of 20), at 0.63x (random) and 0.35x (corners) the CPU time of the cap 960;
         120 loses three random points (-2.6 % to -11.5 %). Since 0.6 this cap holds only in the
         first ``stiff_window_strain`` of strain from a member's first refined frame.
-    stiff_window_strain : strain, from the start of a member's first frame that
-        ``stiff_step_limit`` refines, during which frames refine up to ``max_steps_per_frame``;
-        later frames refine up to ``late_max_steps_per_frame`` only. The fine steps are needed
-        where the instability seeds and grows the band (the first yield of the bulk; at a cap
-        of 120 from the start the hot corners are -2.9 % and +15.6 % off); once the band
-        carries the flow, 4x the base step keeps its peak where 16x does. Measured against 960
-        fixed steps per frame on 80 random Table-2 points and the 16 valid corners and 4
-        presets (this window 0.1 and late cap 60 against none): the same points within 2 %
-        (80 of 80, 19 of 20), largest random error 1.17 % either way, CPU sum 16.9 s instead
-        of 26.4 s, the hottest corners 0.46 s instead of 1.1 s. Shorter windows lose
-        points (0.03: -11.6 % on one; 0.05: -2.0 %; 0.075: largest 1.44 %), and so does a
+    stiff_window_strain : engineering shear strain (dimensionless), from the start of a member's
+        first frame that ``stiff_step_limit`` refines, during which frames refine up to
+        ``max_steps_per_frame``; later frames refine up to ``late_max_steps_per_frame`` only. The
+        fine steps are needed where the instability seeds and grows the band (the first yield of
+        the bulk; at a cap of 120 from the start the hot corners are -2.9 % and +15.6 % off); once
+        the band carries the flow, 4x the base step keeps its peak where 16x does. Measured
+        against 960 fixed steps per frame on 80 random Table-2 points and the 16 valid corners and
+        4 presets (this window 0.1 and late cap 60 against none): the same points within 2 % (80
+        of 80, 19 of 20), largest random error 1.17 % either way, CPU sum 16.9 s instead of
+        26.4 s; bench_stz: the hottest corners 0.34-0.35 s instead of 0.80-0.82 s. Shorter windows
+        lose points (0.03: -11.6 % on one; 0.05: -2.0 %; 0.075: largest 1.44 %), and so does a
         late cap of 30 (two of 80). ``None`` or 0: no window (every stiff frame up to
         ``max_steps_per_frame``, gego <= 0.5).
     late_max_steps_per_frame : cap on the steps of a frame after the window (at least

@@ -519,23 +519,25 @@ def frame_steps(state: _State, gamma: float, mat: _Material, settings: SolverSet
 
 
 def windowed_steps(planned: np.ndarray, first_refined_gamma: np.ndarray, gamma: float,
-                   settings: SolverSettings) -> np.ndarray:
+                   settings: SolverSettings) -> tuple[np.ndarray, np.ndarray]:
     """Cap the planned steps of frames past each member's stiff window (SolverSettings.stiff_window_strain).
 
-    ``first_refined_gamma`` (per member, inf until then) is the strain at the start of the
-    member's first frame that :func:`frame_steps` refined; it is set here, in place, for members
-    refined for the first time in this frame (starting at ``gamma``). Frames that start
-    ``stiff_window_strain`` or more after it get at most ``late_max_steps_per_frame`` steps
-    (never fewer than ``steps_per_frame``): the band is seeded and grown in the window, after it
+    ``first_refined_gamma`` (per member, inf until then): the engineering shear strain at the
+    start of the member's first frame that :func:`frame_steps` refined. Returns (steps,
+    first_refined_gamma updated with the members refined for the first time in this frame,
+    which starts at ``gamma``). Frames that start ``stiff_window_strain`` or more after a
+    member's first refined frame get at most ``late_max_steps_per_frame`` steps (never fewer
+    than ``steps_per_frame``): the band is seeded and grown in the window; after it the band
     carries the flow and the coarser step keeps its peak.
     """
     if not settings.stiff_window_strain:
-        return planned
-    first_refined_gamma[(planned > settings.steps_per_frame) & np.isinf(first_refined_gamma)] = gamma
-    # the same tolerance as the frame strains' round-off (gamma_final k / n_frames)
-    late = gamma - first_refined_gamma >= settings.stiff_window_strain - 1e-12
+        return planned, first_refined_gamma
+    first = np.where((planned > settings.steps_per_frame) & np.isinf(first_refined_gamma), gamma,
+                     first_refined_gamma)
+    # frame strains are gamma_final k / n_frames: allow their round-off at the window's end
+    late = gamma - first >= settings.stiff_window_strain - 1e-12
     cap = max(settings.late_max_steps_per_frame, settings.steps_per_frame)
-    return np.where(late, np.minimum(planned, cap), planned)
+    return np.where(late, np.minimum(planned, cap), planned), first
 
 
 def advect_every(n_steps: int, settings: SolverSettings) -> int:
@@ -662,9 +664,8 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for k in range(1, n_out):
             planned = frame_steps(state, gamma_frames[k - 1], mat, settings, use_fast)
-            window = first_refined_gamma[members]
-            planned = windowed_steps(planned, window, gamma_frames[k - 1], settings)
-            first_refined_gamma[members] = window
+            planned, first_refined_gamma[members] = windowed_steps(planned, first_refined_gamma[members],
+                                                                   gamma_frames[k - 1], settings)
             # Members are independent: each group of equal step count advances on its own, so a
             # member's numbers do not depend on the rest of the batch.
             stuck = np.zeros(members.size, dtype=bool)

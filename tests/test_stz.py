@@ -189,6 +189,24 @@ def test_plastic_step_relaxes_towards_yield_and_chi_inf(sbar, chi, dt):
     assert min(chi, 0.15) - 1e-12 <= chi_new[0] <= max(chi, 0.15) + 1e-12
 
 
+@hyp_settings(max_examples=40, deadline=None)
+@given(sbar=st.floats(4.0, 8.0), chi=st.floats(0.02, 0.05), load=st.floats(10.0, 60.0), dt=st.floats(1e-4, 3e-4))
+def test_implicit_plastic_step_takes_one_substep_in_an_overloaded_low_chi_cell(sbar, chi, load, dt):
+    """A low-chi cell loaded far above yield (a brittle sample before its avalanche) barely flows: the
+    |S| bound adapt_dev = 2e-3 would cut its step of |dS| ~ 0.001-0.018 into up to 10 sub-steps, but
+    the rate moves by < 1 % over it (R / R' = 1.95-5.4 at |S| = 4-8), so one sub-step is exact to
+    that order. Against a 100x finer sub-stepping: drop and chi within 1 %."""
+    cell = dict(mu=20.0, eps0_per_strain=7e5, c0=0.5, chi_inf=0.15)
+    args = (np.array([sbar]), np.array([chi]), dt, np.array([load]))
+    drop, chi_new, stuck = physics.integrate_plastic_step_implicit(*args, **cell, max_substeps=1)
+    assert not stuck[0]
+    fine_drop, fine_chi, fine_stuck = physics.integrate_plastic_step_implicit(*args, **cell, adapt_dev=1e-5,
+                                                                             adapt_chi=1e-4, max_substeps=10**5)
+    assert not fine_stuck[0] and fine_drop[0] > 0
+    assert drop[0] == pytest.approx(fine_drop[0], rel=1e-2)
+    assert chi_new[0] - chi == pytest.approx(fine_chi[0] - chi, rel=1e-2)
+
+
 def test_stress_transform_roundtrip_and_physical_shear():
     rng = np.random.default_rng(3)
     comps = tuple(rng.normal(size=5) for _ in range(4))
@@ -530,7 +548,7 @@ def test_windowed_steps_cap_frames_after_the_stiff_window():
     member's first refined frame; members never refined, and settings without a window, keep theirs."""
     from gego.stz import solver
 
-    settings = SolverSettings()  # 15 base, 240 in the window (0.1), 60 after
+    settings = SolverSettings()  # 15 base, 240 in the window (0.1), 45 after
     steps, first = solver.windowed_steps(np.array([15, 240, 15]), np.full(3, np.inf), 0.02, settings)
     assert steps.tolist() == [15, 240, 15] and first.tolist() == [np.inf, 0.02, np.inf]
     steps, first = solver.windowed_steps(np.array([15, 240, 120]), first, 0.115, settings)
@@ -539,8 +557,8 @@ def test_windowed_steps_cap_frames_after_the_stiff_window():
     gamma = 0.5 * 24 / 100
     assert gamma - 0.02 < 0.1
     steps, first = solver.windowed_steps(np.array([30, 240, 240]), first, gamma, settings)
-    assert steps.tolist() == [30, 60, 240]
-    assert solver.windowed_steps(np.array([15, 30, 240]), first, 0.3, settings)[0].tolist() == [15, 30, 60]
+    assert steps.tolist() == [30, 45, 240]
+    assert solver.windowed_steps(np.array([15, 30, 240]), first, 0.3, settings)[0].tolist() == [15, 30, 45]
     unwindowed = dataclasses.replace(settings, stiff_window_strain=None)
     assert solver.windowed_steps(np.array([15, 240]), np.zeros(2), 0.3, unwindowed)[0].tolist() == [15, 240]
     # never below the base step (refine_on_failure doubles steps_per_frame, not the caps)
@@ -554,7 +572,7 @@ def test_windowed_steps_cap_frames_after_the_stiff_window():
 
 def test_hot_corner_refines_only_in_the_window_and_keeps_its_band(energy):
     """The hottest Table-2 corner (c0 1, s_y 0.8 GPa, beta 15 /eV, E0 -3.39 eV: the whole bulk flows
-    stiffly from the first yield) refines 16x for 0.1 of strain, then 4x; its band peak stays within
+    stiffly from the first yield) refines 16x for 0.1 of strain, then 3x; its band peak stays within
     1 % of the window-less run and within 2 % of 960 fixed steps per frame (measured -1.3 %; CPU
     0.4 s instead of 1.1 s on the development machine)."""
     hot = dataclasses.replace(VALIDATION_TARGET, c0=1.0, s_y_gpa=0.8, beta_per_ev=15.0, e0_ev=-3.39)
@@ -563,7 +581,7 @@ def test_hot_corner_refines_only_in_the_window_and_keeps_its_band(energy):
                           settings=SolverSettings(stiff_window_strain=None))
     used = run.steps_per_frame_used
     first = int(np.flatnonzero(used > 15)[0])
-    assert used[first] == 240 and np.all(used[first + 20:] <= 60) and used[first + 20:].max() == 60
+    assert used[first] == 240 and np.all(used[first + 20:] <= 45) and used[first + 20:].max() == 45
     assert np.array_equal(used[:first + 20], unwindowed.steps_per_frame_used[:first + 20])
     assert unwindowed.steps_per_frame_used[first + 20:].max() == 240
     assert used.sum() < 0.5 * unwindowed.steps_per_frame_used.sum()

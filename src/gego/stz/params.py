@@ -153,16 +153,22 @@ class SolverSettings:
         ``max_steps_per_frame``; later frames refine up to ``late_max_steps_per_frame`` only. The
         fine steps are needed where the instability seeds and grows the band (the first yield of
         the bulk; at a cap of 120 from the start the hot corners are -2.9 % and +15.6 % off); once
-        the band carries the flow, 4x the base step keeps its peak where 16x does. Measured
-        against 960 fixed steps per frame on 80 random Table-2 points and the 16 valid corners and
-        4 presets (this window 0.1 and late cap 60 against none): the same points within 2 % (80
+        the band carries the flow, 3-4x the base step keeps its peak where 16x does. Measured with
+        gego 0.6.0 against 960 fixed steps per frame on 80 random Table-2 points and the 16 valid
+        corners and 4 presets (this window 0.1 and late cap 60 against none): the same points within 2 % (80
         of 80, 19 of 20), largest random error 1.17 % either way, CPU sum 16.9 s instead of
         26.4 s; bench_stz: the hottest corners 0.34-0.35 s instead of 0.80-0.82 s. Shorter windows
         lose points (0.03: -11.6 % on one; 0.05: -2.0 %; 0.075: largest 1.44 %), and so does a
         late cap of 30 (two of 80). ``None`` or 0: no window (every stiff frame up to
         ``max_steps_per_frame``, gego <= 0.5).
     late_max_steps_per_frame : cap on the steps of a frame after the window (at least
-        ``steps_per_frame``).
+        ``steps_per_frame``). 45 (3x the base; 60 in gego 0.6.0): against 960 fixed steps the
+        same points within 2 % as with 60 on two sets of 80 random Table 2 points (seeds 12 and
+        99 of bench_stz.table2_batch: 80 and 80; largest errors 1.19 % and 1.99 % against 1.20 %
+        and 1.96 % with 60; gego 0.7.0's plastic sub-steps) and the same 19 of 20 corners and
+        presets; the hottest corners 8-10 % less CPU (8190 steps instead of 9285). With it, a
+        window of 0.075 puts the worst of those points (c0 0.055, beta 14.5 /eV, a band whose sum
+        is 6 % off at any of these settings) at -2.00 %, so the window stays 0.1.
     base_steps_per_advection : advect Sigma, chi and the reference map once every k base steps
         (a base step is 1 / ``steps_per_frame`` of a frame's strain), by the strain of those k
         base steps with the velocity at their start: on every (k m)-th step of a frame refined
@@ -215,8 +221,11 @@ class SolverSettings:
         forward Euler, sub-step 2 mu D h <= adapt_dev (leaves an O(adapt_dev) overstress error in
         stiff, high-chi cells that suppresses instability-driven bands).
     adapt_dev : largest change of |S| (units of s_y) per plastic sub-step (C++: 2e-3; for
-        ``"implicit"`` the net change, for ``"explicit"`` the plastic change).
-    adapt_chi : largest relative change of exp(-1/chi) per implicit plastic sub-step.
+        ``"explicit"`` the plastic change; for ``"implicit"`` the net change, or where larger the
+        change that moves the rate 2 mu D by ``adapt_chi`` relative, see
+        physics.integrate_plastic_step_implicit).
+    adapt_chi : largest relative change of exp(-1/chi), and of 2 mu D through |S| beyond
+        ``adapt_dev``, per implicit plastic sub-step.
     max_substeps : cap on plastic sub-steps in one step (beyond it the run fails as too stiff).
     max_wall_s : wall-time cap per call, s.
     store_stress_fields : also keep the physical stress fields per frame (memory: 4 extra fields).
@@ -239,7 +248,7 @@ class SolverSettings:
     stiff_step_limit: float | None = 4.0
     max_steps_per_frame: int = 240
     stiff_window_strain: float | None = 0.1
-    late_max_steps_per_frame: int = 60
+    late_max_steps_per_frame: int = 45
     base_steps_per_advection: int = 1
     diffuse_at_base_step: bool = True
     chi_jump_limit: float | None = 1.0

@@ -160,12 +160,15 @@ def bench_batch(energy, size, repeats, thread_counts=(1, 2), baseline=None):
         impls["baseline"] = baseline.simulate_batch
     out = {"size": size, "load_average_start": os.getloadavg()}
     for threads in thread_counts:
-        settings = SolverSettings(threads=threads)
+        # each implementation at its own defaults (a baseline module may export its SolverSettings)
+        settings = {"current": SolverSettings(threads=threads)}
+        if baseline is not None:
+            settings["baseline"] = getattr(baseline, "SolverSettings", SolverSettings)(threads=threads)
         times = {k: [] for k in impls}
         for _ in range(repeats):
             for k, fn in impls.items():
                 t0, c0 = time.perf_counter(), time.process_time()
-                res = fn(batch, energy[0], energy_final_ev=energy[-1], settings=settings)
+                res = fn(batch, energy[0], energy_final_ev=energy[-1], settings=settings[k])
                 times[k].append((time.perf_counter() - t0, time.process_time() - c0))
                 failed = sum(not r.ok for r in res)
         row = {}
@@ -445,7 +448,8 @@ def main(argv=None):
     ap.add_argument("--sections", default=",".join(SECTIONS),
                     help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
     ap.add_argument("--baseline", default=None,
-                    help="module file with simulate/simulate_batch to time against (single and batch sections)")
+                    help="module file with simulate/simulate_batch to time against (single and batch sections; "
+                         "export its SolverSettings too, or the batch runs at the current defaults)")
     ap.add_argument("--batch-size", type=int, default=None, help="batch size (default 64; 8 with --quick)")
     ap.add_argument("--table2-size", type=int, default=None,
                     help="random Table 2 points per seed in table2_random (default 40; 8 with --quick)")

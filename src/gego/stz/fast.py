@@ -201,7 +201,7 @@ if AVAILABLE:
             relax = relax if si >= 1.0 else 0.0
             stiff = stiff if si >= 1.0 else 0.0
             rem_i = rem[i]
-            # |ds| <= ds_max: adapt, or where looser the |S| change that moves R by adapt_chi relative
+            # |ds| <= ds_max: adapt, or where looser the |S| change that moves R (Eq 32-33) by adapt_chi relative
             # (R / R' depends on |S| only: an overloaded cell of low chi needs no fine sub-steps)
             ds_max = max(adapt, adapt_chi * relax / stiff) if stiff > 0.0 else adapt
             excess = abs(gi - relax) - ds_max * stiff  # |ds| <= ds_max  <=>  h excess <= ds_max
@@ -214,7 +214,7 @@ if AVAILABLE:
             rem[i] = rem_i - h if lim else 0.0
             ds = h * (gi - relax) / (1.0 + h * stiff)  # Rosenbrock-Euler, d|S|/dgamma = g - 2 mu D
             plastic[i] = plastic[i] + (h * gi - ds)
-            # chi source at the sub-step's midpoint in |S| (physics.integrate_plastic_step_implicit)
+            # Eq 29 chi source at the sub-step's midpoint in |S| (physics.integrate_plastic_step_implicit)
             c[i] = ci + (relax + 0.5 * stiff * ds) / mu * (si + 0.5 * ds) * (chi_inf - ci) / c0 * h
             s[i] = si + ds
             limited[i] = lim

@@ -207,8 +207,9 @@ class SolverSettings:
     avalanche_growth : factor on the steps of a frame per rejection. 4 (gego 0.7.0): 15 -> 60 ->
         240 -> 960, each attempt checked again, so a frame whose jumps settle at 60 or 240 steps is
         not run at 960. On 2 x 80 random Table 2 points it changes only the 9 points with a redone
-        frame: 1.2-4.9x fewer steps on those (the slowest, 0.59-0.61 s at 9060 steps, now 0.15-0.16 s at 1860),
-        band peaks against 960 fixed steps within 1.02 % (1.04 % with 64), and the same 80 + 80 and
+        frame: 1.2-4.9x fewer steps on those (the slowest, 0.59-0.61 s at 9060 steps, now
+        0.15-0.16 s at 1860), band peaks against 960 fixed steps within 1.02 % (1.04 % with 64),
+        and the same 80 + 80 and
         19 of 20 corners and presets within 2 %; the two brittle corners 2715 steps instead of
         3390-4335. 64 (gego <= 0.6): straight to 960.
     diffuse_at_base_step : likewise diffuse chi once per base step in a refined frame: on every

@@ -216,7 +216,7 @@ def integrate_plastic_step_implicit(sbar, chi, dt, load_rate, *, mu, eps0_per_st
     for _ in range(max_substeps):
         relax, stiff = stz_rate_and_stiffness(s, c, eps_c, mu_c)
         net = np.abs(g - relax)
-        # |ds| <= ds_max: adapt_dev, or where looser the |S| change that moves R by adapt_chi relative
+        # |ds| <= ds_max: adapt_dev, or where looser the |S| change that moves R (Eq 32-33) by adapt_chi relative
         ds_max = np.where(stiff > 0, np.maximum(adapt_dev, adapt_chi * relax / np.where(stiff > 0, stiff, 1.0)),
                           adapt_dev)
         excess = net - ds_max * stiff  # |ds| = h net / (1 + h R') <= ds_max  <=>  h excess <= ds_max
@@ -228,7 +228,7 @@ def integrate_plastic_step_implicit(sbar, chi, dt, load_rate, *, mu, eps0_per_st
         remaining = np.where(limited, remaining - h, 0.0)
         ds = h * (g - relax) / (1.0 + h * stiff)  # Rosenbrock-Euler step of d|S|/dgamma = g - 2 mu D (Eq 30, 32)
         plastic = plastic + (h * g - ds)
-        # chi source at the sub-step's midpoint in |S| (R linearised, no extra exp): the explicit
+        # Eq 29 chi source at the sub-step's midpoint in |S| (R linearised, no extra exp): the explicit
         # chi update is what limits the looser |S| bound above
         c = c + (relax + 0.5 * stiff * ds) / mu_c * (s + 0.5 * ds) * (inf_c - c) / c0_c * h
         s = s + ds

@@ -6,6 +6,8 @@ of evaluations one at a time (q = 1). We report, per optimiser, the median over 
 value after 25, 40, 50 and 100 evaluations, the number of seeds that reached the global minimum
 (within 1e-3 relative, absolute for a minimum of 0), and the median optimiser overhead per run in seconds (wall and CPU time
 minus objective time; the objectives are microseconds; every library is limited to one thread).
+With gego among the optimisers, `paired_vs_gego` counts per checkpoint the seeds on which gego's
+best is lower than each peer's, higher, or the same (same start, so a paired comparison).
 
 Peers are optional (``pip install 'gego[bench]'``); a missing one is reported as skipped.
 
@@ -246,7 +248,24 @@ def run(functions, optimisers, seeds, budget):
                 "median_overhead_cpu_s_per_run": float(np.median(r["cpu"])),
                 "best_after_per_seed": r["bests"],
             }
+        if "gego" in runs:
+            results[fname]["paired_vs_gego"] = {
+                o: paired_counts(runs["gego"]["bests"], r["bests"]) for o, r in runs.items() if o != "gego"}
     return results
+
+
+def paired_counts(gego_bests, peer_bests):
+    """Per checkpoint, on how many seeds gego's best is lower than the peer's, higher, or the same
+    (1e-9 relative). Both start from the same design on each seed, so the comparison is paired:
+    it separates a real difference from the spread over designs that dominates the medians."""
+    counts = {}
+    for n in gego_bests[0]:
+        diffs = [g[n] - p[n] for g, p in zip(gego_bests, peer_bests)]
+        tie = [abs(d) <= 1e-9 * max(1.0, abs(g[n])) for d, g in zip(diffs, gego_bests)]
+        counts[n] = {"gego_lower": sum(d < 0 and not t for d, t in zip(diffs, tie)),
+                     "peer_lower": sum(d > 0 and not t for d, t in zip(diffs, tie)),
+                     "same": sum(tie)}
+    return counts
 
 
 def main(argv=None):

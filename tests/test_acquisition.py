@@ -376,3 +376,28 @@ def test_bad_region_is_a_one_line_config_error(region, message, rng):
     gp, y = fitted_gp(rng)
     with pytest.raises(ConfigError, match=message):
         maximize_ei(gp, y.min(), n_dim=2, rng=rng, region=region)
+
+
+def test_polish_and_fit_cap_the_line_search_and_still_converge(rng, monkeypatch):
+    """Both L-BFGS-B users pass the line-search cap (round-off-flat optima: see
+    gego.surrogate.gp.LBFGSB_MAX_LINE_SEARCH), and the polish still lands on a known maximum."""
+    import gego.optimize.acquisition as acquisition
+    import gego.surrogate.gp as gp_module
+    from gego.surrogate.gp import LBFGSB_MAX_LINE_SEARCH
+
+    seen = []
+    for module in (acquisition, gp_module):
+        real = module.minimize
+
+        def spy(*args, _real=real, _name=module.__name__, **kwargs):
+            seen.append((_name, kwargs["options"]["maxls"]))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, "minimize", spy)
+    centre = np.array([0.31, 0.77, 0.58])
+    x = maximize_ei(FakeSurrogate(centre), f_min=0.5, n_dim=3, rng=rng, n_candidates=256, n_polish=3)
+    np.testing.assert_allclose(x, centre, atol=1e-4)
+    X = rng.random((12, 2))
+    GaussianProcess(seed=0, n_restarts=1).fit(X, np.sin(6 * X[:, 0]) + X[:, 1])
+    assert {name for name, _ in seen} == {acquisition.__name__, gp_module.__name__}
+    assert all(maxls == LBFGSB_MAX_LINE_SEARCH for _, maxls in seen)

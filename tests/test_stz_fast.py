@@ -281,3 +281,29 @@ def test_compiled_stiffness_quantile_matches_frame_steps_reference(seed, gamma, 
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
     assert np.array_equal(solver.frame_steps(state, gamma, mat, settings, use_fast=True),
                           solver.frame_steps(state, gamma, mat, settings, use_fast=False))
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(k_stiff=st.floats(0.0, 1e6), frame=st.integers(0, 99), first=st.sampled_from([np.inf, 0.0, 0.05, 0.2]),
+       base=st.sampled_from([10, 15, 60]), limit=st.sampled_from([None, 4.0, 1.0]),
+       window=st.sampled_from([None, 0.1, 0.03]), base_adv=st.sampled_from([0, 1, 3]), diffuse_at_base=st.booleans())
+def test_compiled_frame_plan_matches_the_python_frame_rules(k_stiff, frame, first, base, limit, window, base_adv,
+                                                           diffuse_at_base):
+    """fast.frame_plan (the compiled frame loop's planning) = solver.frame_steps' doubling rule,
+    windowed_steps, advect_every and diffuse_every."""
+    from gego.stz import solver
+
+    settings = SolverSettings(steps_per_frame=base, stiff_step_limit=limit, stiff_window_strain=window,
+                              base_steps_per_advection=base_adv, diffuse_at_base_step=diffuse_at_base)
+    gamma = settings.gamma_final * frame / settings.n_frames
+    dgamma = settings.gamma_final / settings.n_frames
+    planned = np.full(1, base)
+    if limit:
+        while k_stiff * dgamma / planned[0] > limit and planned[0] < settings.max_steps_per_frame:
+            planned *= 2
+        planned = np.minimum(planned, settings.max_steps_per_frame)
+    want_steps, want_first = solver.windowed_steps(planned, np.array([first]), gamma, settings)
+    n = int(want_steps[0])
+    got = fast.frame_plan(k_stiff, gamma, first, base, limit or 0.0, settings.max_steps_per_frame, dgamma,
+                          window or 0.0, settings.late_max_steps_per_frame, base_adv, diffuse_at_base)
+    assert got == (n, want_first[0], solver.advect_every(n, settings), solver.diffuse_every(n, settings))

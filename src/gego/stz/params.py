@@ -235,7 +235,8 @@ class SolverSettings:
     adapt_chi : largest relative change of exp(-1/chi), and of 2 mu D through |S| beyond
         ``adapt_dev``, per implicit plastic sub-step.
     max_substeps : cap on plastic sub-steps in one step (beyond it the run fails as too stiff).
-    max_wall_s : wall-time cap per call, s.
+    max_wall_s : wall-time cap per call, s; checked after every frame (numpy backend), or after
+        frame 1 and then every 10 frames (numba backend, whose frame loop is compiled).
     store_stress_fields : also keep the physical stress fields per frame (memory: 4 extra fields).
     backend : ``"numpy"`` = the readable reference step; ``"numba"`` = the compiled kernels of
         :mod:`gego.stz.fast` (same arithmetic); ``"auto"`` = numba when installed.

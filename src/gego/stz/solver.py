@@ -47,10 +47,11 @@ with finer steps when some cell's 1/chi falls by more than ``chi_jump_limit`` in
 
 The state is batched: every array carries a leading axis over parameter sets, so one call
 advances a whole batch; parameters enter as ``(B, 1, 1)`` arrays. :func:`_step` is the
-readable numpy reference of one step; with numba (and rocket-fft) installed, whole frames run
-in the compiled :func:`gego.stz.fast.run_steps`, which performs the same arithmetic (its box
-projection uses two complex FFTs of real-space corner forces instead of nine real ones; equal to
-round-off, ``tests/test_stz_fast.py``).
+readable numpy reference of one step and :func:`_run_members` of the frame loop; with numba (and
+rocket-fft) installed, whole frames run in the compiled :func:`gego.stz.fast.run_steps`, which
+performs the same arithmetic (its box projection uses two complex FFTs of real-space corner forces
+instead of nine real ones; equal to round-off, ``tests/test_stz_fast.py``), and the frame loop in
+:func:`gego.stz.fast.run_frames` (:func:`_run_members_compiled`).
 """
 
 from __future__ import annotations
@@ -580,7 +581,7 @@ def _avalanche(chi_before: np.ndarray, chi_after: np.ndarray, limit: float) -> n
 
 
 def _advance_frame(state: _State, mat: _Material, gamma0: float, n_steps: int, settings: SolverSettings,
-                   use_fast: bool, wn, h1: float, h2: float) -> tuple[_State, np.ndarray, np.ndarray]:
+                   wn, h1: float, h2: float) -> tuple[_State, np.ndarray, np.ndarray]:
     """Advance every member of ``state`` by one frame of ``n_steps`` steps; returns (state, stuck per
     member, steps used per member).
 
@@ -591,12 +592,11 @@ def _advance_frame(state: _State, mat: _Material, gamma0: float, n_steps: int, s
     low-chi sample loads elastically far above yield; once exp(-1/chi) runs away in a few cells the
     stored stress is released inside one frame, and the timing and size of that release, which seed
     the band, depend on the step, while the frame-start stiffness (:func:`frame_steps`) is still low.
+    The compiled path does the same inside :func:`fast.run_steps`.
     """
     dt = settings.gamma_final / (settings.n_frames * n_steps)
     every = advect_every(n_steps, settings)
     m_diff = diffuse_every(n_steps, settings)
-    if use_fast:  # whole frame in compiled code; state updated in place
-        return (state, *_run_compiled_steps(state, gamma0, n_steps, dt, mat, settings, every, m_diff, frame=True))
     n_members = state.chi.shape[0]
     steps_used = np.full(n_members, n_steps)
     stuck_any = np.zeros(n_members, dtype=bool)
@@ -645,7 +645,14 @@ def _put(state: _State, idx: np.ndarray, part: _State) -> None:
 
 def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray, settings: SolverSettings,
                  use_fast: bool, t_start: float, buffers: _Buffers, reasons: list[str]) -> None:
-    """Integrate the batch members ``members`` (indices into ``params``), writing their rows of ``buffers``."""
+    """Integrate the batch members ``members`` (indices into ``params``), writing their rows of ``buffers``.
+
+    This is the readable frame loop (numpy backend); ``use_fast`` hands the members to its compiled
+    twin, :func:`_run_members_compiled`.
+    """
+    if use_fast:
+        _run_members_compiled(members, params, chi0, settings, t_start, buffers, reasons)
+        return
     ny, nx = settings.n_y, settings.nx
     h1, h2 = settings.cell_length_angstrom / nx, settings.length_y_angstrom / ny
     wn = operators.wavenumbers(nx, ny, settings.cell_length_angstrom, settings.length_y_angstrom,
@@ -657,13 +664,11 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
     state = _State(sigma=np.zeros((n, 4, ny, nx)), chi=chi0[members].copy(), refmap=np.zeros((n, 2, ny, nx)),
                    velocity=np.zeros((n, 2, ny, nx)), grad=np.zeros((n, 4, ny, nx)),
                    load_rate=np.zeros((n, ny, nx)))
-    record = _record_compiled if use_fast else _record
-    finite_members = _finite_members_compiled if use_fast else _finite_members
-    record(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
+    _record(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
     first_refined_gamma = np.full(len(params), np.inf)  # per batch member (windowed_steps)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         for k in range(1, n_out):
-            planned = frame_steps(state, gamma_frames[k - 1], mat, settings, use_fast)
+            planned = frame_steps(state, gamma_frames[k - 1], mat, settings)
             planned, first_refined_gamma[members] = windowed_steps(planned, first_refined_gamma[members],
                                                                    gamma_frames[k - 1], settings)
             # Members are independent: each group of equal step count advances on its own, so a
@@ -674,11 +679,11 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
                 group = np.flatnonzero(planned == n_steps)
                 if group.size == members.size:
                     state, stuck, steps = _advance_frame(state, mat, gamma_frames[k - 1], int(n_steps), settings,
-                                                         use_fast, wn, h1, h2)
+                                                         wn, h1, h2)
                 else:
                     part, part_stuck, part_steps = _advance_frame(state.take(group), mat.take(group),
                                                                   gamma_frames[k - 1], int(n_steps), settings,
-                                                                  use_fast, wn, h1, h2)
+                                                                  wn, h1, h2)
                     _put(state, group, part)
                     stuck[group] = part_stuck
                     steps[group] = part_steps
@@ -689,18 +694,70 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
                                               f" sub-steps in one step before gamma={gamma_frames[k]:.4g}")
                 if members.size == 0:
                     return
-            finite = finite_members(state)
+            finite = _finite_members(state)
             if not finite.all():
                 members, state, mat = _retire(members, state, mat, finite, reasons,
                                               f"{_NON_FINITE} or non-positive state before frame {k}"
                                               f" (gamma={gamma_frames[k]:.4g})")
                 if members.size == 0:
                     return
-            record(buffers, k, members, state, gamma_frames[k], mat, h1, h2, settings.store_stress_fields)
+            _record(buffers, k, members, state, gamma_frames[k], mat, h1, h2, settings.store_stress_fields)
             if time.perf_counter() - t_start > settings.max_wall_s and k < n_out - 1:
                 for m in members:
                     reasons[m] = f"wall-time cap {settings.max_wall_s:g} s reached at frame {k}"
                 return
+
+
+# Compiled frames between two wall-time checks (fast.run_frames): a tenth of a default run.
+_FRAMES_PER_CALL = 10
+
+
+def _run_members_compiled(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
+                          settings: SolverSettings, t_start: float, buffers: _Buffers, reasons: list[str]) -> None:
+    """:func:`_run_members` with the frame loop in compiled code (:func:`fast.run_frames`), the same
+    numbers to the bit: Python only checks the wall time after frame 1 and then every
+    ``_FRAMES_PER_CALL`` frames, and turns the members' failure codes into reasons."""
+    ny, nx = settings.n_y, settings.nx
+    h1, h2 = settings.cell_length_angstrom / nx, settings.length_y_angstrom / ny
+    kappa1, kappa2, average = _compiled_symbols(nx, ny, settings.cell_length_angstrom, settings.length_y_angstrom,
+                                                settings.derivative)
+    mat = _Material.from_params([params[m] for m in members])
+    n, n_out = members.size, settings.n_frames + 1
+    gamma_frames = settings.gamma_final * np.arange(n_out) / settings.n_frames
+    state = _State(sigma=np.zeros((n, 4, ny, nx)), chi=chi0[members].copy(), refmap=np.zeros((n, 2, ny, nx)),
+                   velocity=np.zeros((n, 2, ny, nx)), grad=np.zeros((n, 4, ny, nx)),
+                   load_rate=np.zeros((n, ny, nx)))
+    _record_compiled(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
+    loaded = settings.plastic_split == "loaded"
+    plan = np.array([settings.steps_per_frame, settings.stiff_step_limit or 0.0, settings.max_steps_per_frame,
+                     settings.gamma_final, settings.n_frames, settings.stiff_window_strain or 0.0,
+                     settings.late_max_steps_per_frame, settings.base_steps_per_advection,
+                     float(settings.diffuse_at_base_step), int(_STIFF_QUANTILE / 100.0 * (ny * nx - 1))], dtype=float)
+    status, fail_frame = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    first_refined_gamma = np.full(n, np.inf)
+    # the first call is one frame, so that a short run still meets a wall-time check before its end
+    for start in [1, *range(2, n_out, _FRAMES_PER_CALL)]:
+        frames = np.arange(start, min(start + (1 if start == 1 else _FRAMES_PER_CALL), n_out))
+        fast.run_frames(state.sigma, state.chi, state.refmap, state.velocity, state.grad, state.load_rate, status,
+                        fail_frame, first_refined_gamma, frames, gamma_frames, plan, loaded,
+                        loaded and settings.plastic_substeps == "implicit", mat.mu.ravel(), mat.lame_lambda.ravel(),
+                        mat.eps0_per_strain.ravel(), mat.c0.ravel(), mat.chi_inf.ravel(), mat.l_chi.ravel(),
+                        mat.s_y_gpa.ravel(), settings.diffusion == "paper", settings.adapt_dev, settings.adapt_chi,
+                        settings.max_substeps, h1, h2, settings.derivative == "box", kappa1, kappa2, average,
+                        float(settings.chi_jump_limit or 0.0), int(settings.avalanche_steps_per_frame),
+                        int(settings.avalanche_growth), members, buffers.fields, buffers.means, buffers.stress,
+                        settings.store_stress_fields, buffers.steps)
+        k = int(frames[-1])
+        if time.perf_counter() - t_start > settings.max_wall_s and k < n_out - 1:
+            for b in np.flatnonzero(status == 0):
+                reasons[members[b]] = f"wall-time cap {settings.max_wall_s:g} s reached at frame {k}"
+            break
+    for b in np.flatnonzero(status == 1):
+        reasons[members[b]] = (f"{_STUCK}: more than {settings.max_substeps} plastic sub-steps in one step"
+                               f" before gamma={gamma_frames[fail_frame[b]]:.4g}")
+    for b in np.flatnonzero(status == 2):
+        k = int(fail_frame[b])
+        reasons[members[b]] = f"{_NON_FINITE} or non-positive state before frame {k} (gamma={gamma_frames[k]:.4g})"
 
 
 def _retire(members, state, mat, keep, reasons, reason):

@@ -233,7 +233,9 @@ def test_compiled_frame_recording_matches_numpy_record():
         assert np.isfinite(got.named[name][members, 1]).all() and np.isnan(got.named[name][members, 0]).all(), name
     state.chi[1, 2, 3] = -0.1
     state.refmap[2, 0, 0, 0] = np.nan
-    assert list(solver._finite_members_compiled(state)) == list(solver._finite_members(state)) == [True, False, False]
+    ok = np.empty(nb, dtype=np.bool_)
+    fast.finite_members(state.sigma, state.chi, state.refmap, state.velocity, ok)
+    assert list(ok) == list(solver._finite_members(state)) == [True, False, False]
 
 
 def test_numba_matches_numpy_where_frames_are_refined(stiff_bulk):
@@ -254,7 +256,7 @@ def test_numba_matches_numpy_where_frames_are_refined(stiff_bulk):
 @given(seed=st.integers(0, 2**31 - 1), gamma=st.floats(0.0, 0.5), stress=st.floats(0.5, 1.5),
        chi_mean=st.floats(0.05, 0.4))
 def test_compiled_stiffness_quantile_matches_frame_steps_reference(seed, gamma, stress, chi_mean):
-    """fast.stiff_quantile gives the numpy frame_steps' 90th-percentile stiffness and step counts."""
+    """fast.stiff_quantile gives the numpy frame_steps' 90th-percentile stiffness."""
     from gego.stz import VALIDATION_TARGET, physics
     from gego.stz import solver
 
@@ -279,8 +281,6 @@ def test_compiled_stiffness_quantile_matches_frame_steps_reference(seed, gamma, 
                                           mat.eps0_per_strain, mat.mu)
     want = np.sort(k.reshape(nb, -1), axis=1)[:, rank]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
-    assert np.array_equal(solver.frame_steps(state, gamma, mat, settings, use_fast=True),
-                          solver.frame_steps(state, gamma, mat, settings, use_fast=False))
 
 
 @hyp_settings(max_examples=60, deadline=None)
@@ -289,7 +289,7 @@ def test_compiled_stiffness_quantile_matches_frame_steps_reference(seed, gamma, 
        window=st.sampled_from([None, 0.1, 0.03]), base_adv=st.sampled_from([0, 1, 3]), diffuse_at_base=st.booleans())
 def test_compiled_frame_plan_matches_the_python_frame_rules(k_stiff, frame, first, base, limit, window, base_adv,
                                                            diffuse_at_base):
-    """fast.frame_plan (the compiled frame loop's planning) = solver.frame_steps' doubling rule,
+    """fast.frame_plan (the compiled frame loop's planning) = solver.doubled_steps (frame_steps' rule),
     windowed_steps, advect_every and diffuse_every."""
     from gego.stz import solver
 
@@ -297,11 +297,7 @@ def test_compiled_frame_plan_matches_the_python_frame_rules(k_stiff, frame, firs
                               base_steps_per_advection=base_adv, diffuse_at_base_step=diffuse_at_base)
     gamma = settings.gamma_final * frame / settings.n_frames
     dgamma = settings.gamma_final / settings.n_frames
-    planned = np.full(1, base)
-    if limit:
-        while k_stiff * dgamma / planned[0] > limit and planned[0] < settings.max_steps_per_frame:
-            planned *= 2
-        planned = np.minimum(planned, settings.max_steps_per_frame)
+    planned = solver.doubled_steps(np.array([k_stiff]), settings)
     want_steps, want_first = solver.windowed_steps(planned, np.array([first]), gamma, settings)
     n = int(want_steps[0])
     got = fast.frame_plan(k_stiff, gamma, first, base, limit or 0.0, settings.max_steps_per_frame, dgamma,

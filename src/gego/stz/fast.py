@@ -993,7 +993,7 @@ if AVAILABLE:
     def frame_plan(k_stiff, gamma, first_refined, base, stiff_limit, max_steps, dgamma, window, late_cap,
                    base_adv, diffuse_at_base):
         """Steps of one member's next frame and its advection and diffusion strides, as
-        solver.frame_steps, solver.windowed_steps, solver.advect_every and solver.diffuse_every
+        solver.doubled_steps, solver.windowed_steps, solver.advect_every and solver.diffuse_every
         (the reference). ``k_stiff``: the member's stiff_quantile; ``first_refined``: the strain at
         the start of its first refined frame (inf until then); ``stiff_limit`` <= 0 or ``window`` <= 0
         switch the rule or the window off. Returns (steps, first_refined, advect_every, diffuse_every)."""

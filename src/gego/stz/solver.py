@@ -457,12 +457,6 @@ def _record_compiled(buffers: _Buffers, k, members, state: _State, gamma, mat: _
                       buffers.fields, buffers.means, buffers.stress, store_stress)
 
 
-def _finite_members_compiled(state: _State) -> np.ndarray:
-    ok = np.empty(state.chi.shape[0], dtype=np.bool_)
-    fast.finite_members(state.sigma, state.chi, state.refmap, state.velocity, ok)
-    return ok
-
-
 def _finite_members(state: _State) -> np.ndarray:
     ok = np.ones(state.chi.shape[0], dtype=bool)
     for arr in (state.sigma, state.chi, state.refmap, state.velocity):
@@ -478,8 +472,31 @@ _NON_FINITE = "non-finite"
 _STIFF_QUANTILE = 90.0  # percent: the k that a tenth of the cells exceed
 
 
-def frame_steps(state: _State, gamma: float, mat: _Material, settings: SolverSettings,
-                use_fast: bool = False) -> np.ndarray:
+def _stiff_rank(n_cells: int) -> int:
+    """0-based rank over cells of the _STIFF_QUANTILE-th percentile stiffness (lower rank)."""
+    return int(_STIFF_QUANTILE / 100.0 * (n_cells - 1))
+
+
+def _stuck_reason(settings: SolverSettings, gamma: float) -> str:
+    return f"{_STUCK}: more than {settings.max_substeps} plastic sub-steps in one step before gamma={gamma:.4g}"
+
+
+def _non_finite_reason(k: int, gamma: float) -> str:
+    return f"{_NON_FINITE} or non-positive state before frame {k} (gamma={gamma:.4g})"
+
+
+def _wall_reason(settings: SolverSettings, k: int) -> str:
+    return f"wall-time cap {settings.max_wall_s:g} s reached at frame {k}"
+
+
+def _initial_state(chi0: np.ndarray) -> _State:
+    """The unloaded state at gamma = 0 of members with initial chi ``chi0`` ``(B, ny, nx)``."""
+    n, ny, nx = chi0.shape
+    return _State(sigma=np.zeros((n, 4, ny, nx)), chi=chi0.copy(), refmap=np.zeros((n, 2, ny, nx)),
+                  velocity=np.zeros((n, 2, ny, nx)), grad=np.zeros((n, 4, ny, nx)), load_rate=np.zeros((n, ny, nx)))
+
+
+def frame_steps(state: _State, gamma: float, mat: _Material, settings: SolverSettings) -> np.ndarray:
     """Steps of the next frame per member: ``steps_per_frame`` doubled until k dt <= ``stiff_step_limit``.
 
     k is the 90th percentile over cells (the value a tenth of the cells exceed; lower rank) of
@@ -491,28 +508,30 @@ def frame_steps(state: _State, gamma: float, mat: _Material, settings: SolverSet
     high, seeds the band). Cells that stay below yield have k = 0, so elastic frames keep the
     base step; at moderate chi (the presets) even the band's cells have k dt < 1.5 at 15 steps.
     Not the median: once a band carries the flow, most cells unload while the band (a few rows)
-    still needs the finer step. ``use_fast``: the same numbers from :func:`fast.stiff_quantile`.
+    still needs the finer step. Compiled twin: :func:`fast.stiff_quantile` + :func:`fast.frame_plan`.
     """
-    base = settings.steps_per_frame
     n_members = state.chi.shape[0]
     if not settings.stiff_step_limit:  # None or 0: fixed steps
-        return np.full(n_members, base)
+        return np.full(n_members, settings.steps_per_frame)
     dgamma = settings.gamma_final / settings.n_frames
-    n_cells = state.chi[0].size
-    rank = int(_STIFF_QUANTILE / 100.0 * (n_cells - 1))
-    if use_fast:
-        k_stiff = np.empty(n_members)
-        fast.stiff_quantile(state.sigma, state.chi, state.load_rate, gamma, dgamma, mat.eps0_per_strain.ravel(),
-                            mat.mu.ravel(), rank, k_stiff)
-    else:
-        sig = state.sigma
-        sbar = physics.deviator_magnitude(*physics.sheared_to_physical(gamma, sig[:, 0], sig[:, 1], sig[:, 2],
-                                                                       sig[:, 3]))
-        reaches_yield = sbar + np.maximum(state.load_rate, 0.0) * dgamma >= 1.0
-        _, stiffness = physics.stz_rate_and_stiffness(np.where(reaches_yield, np.maximum(sbar, 1.0), sbar),
-                                                      state.chi, mat.eps0_per_strain, mat.mu)
-        k_stiff = np.partition(stiffness.reshape(n_members, -1), rank, axis=1)[:, rank]
-    steps = np.full(n_members, base)
+    rank = _stiff_rank(state.chi[0].size)
+    sig = state.sigma
+    sbar = physics.deviator_magnitude(*physics.sheared_to_physical(gamma, sig[:, 0], sig[:, 1], sig[:, 2], sig[:, 3]))
+    reaches_yield = sbar + np.maximum(state.load_rate, 0.0) * dgamma >= 1.0
+    _, stiffness = physics.stz_rate_and_stiffness(np.where(reaches_yield, np.maximum(sbar, 1.0), sbar),
+                                                  state.chi, mat.eps0_per_strain, mat.mu)
+    k_stiff = np.partition(stiffness.reshape(n_members, -1), rank, axis=1)[:, rank]
+    return doubled_steps(k_stiff, settings)
+
+
+def doubled_steps(k_stiff: np.ndarray, settings: SolverSettings) -> np.ndarray:
+    """Per member: ``steps_per_frame`` doubled until k dt <= ``stiff_step_limit`` (k = ``k_stiff``,
+    the frame-start stiffness of :func:`frame_steps`, per unit strain), at most ``max_steps_per_frame``;
+    ``steps_per_frame`` when the rule is off."""
+    steps = np.full(k_stiff.shape, settings.steps_per_frame)
+    if not settings.stiff_step_limit:
+        return steps
+    dgamma = settings.gamma_final / settings.n_frames
     while (coarse := (k_stiff * dgamma / steps > settings.stiff_step_limit)
            & (steps < settings.max_steps_per_frame)).any():
         steps[coarse] *= 2
@@ -660,10 +679,7 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
     mat = _Material.from_params([params[m] for m in members])
     n_out = settings.n_frames + 1
     gamma_frames = settings.gamma_final * np.arange(n_out) / settings.n_frames
-    n = members.size
-    state = _State(sigma=np.zeros((n, 4, ny, nx)), chi=chi0[members].copy(), refmap=np.zeros((n, 2, ny, nx)),
-                   velocity=np.zeros((n, 2, ny, nx)), grad=np.zeros((n, 4, ny, nx)),
-                   load_rate=np.zeros((n, ny, nx)))
+    state = _initial_state(chi0[members])
     _record(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
     first_refined_gamma = np.full(len(params), np.inf)  # per batch member (windowed_steps)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
@@ -690,21 +706,19 @@ def _run_members(members: np.ndarray, params: list[STZParams], chi0: np.ndarray,
             buffers.steps[members, k] = steps
             if stuck.any():
                 members, state, mat = _retire(members, state, mat, ~stuck, reasons,
-                                              f"{_STUCK}: more than {settings.max_substeps} plastic"
-                                              f" sub-steps in one step before gamma={gamma_frames[k]:.4g}")
+                                              _stuck_reason(settings, gamma_frames[k]))
                 if members.size == 0:
                     return
             finite = _finite_members(state)
             if not finite.all():
                 members, state, mat = _retire(members, state, mat, finite, reasons,
-                                              f"{_NON_FINITE} or non-positive state before frame {k}"
-                                              f" (gamma={gamma_frames[k]:.4g})")
+                                              _non_finite_reason(k, gamma_frames[k]))
                 if members.size == 0:
                     return
             _record(buffers, k, members, state, gamma_frames[k], mat, h1, h2, settings.store_stress_fields)
             if time.perf_counter() - t_start > settings.max_wall_s and k < n_out - 1:
                 for m in members:
-                    reasons[m] = f"wall-time cap {settings.max_wall_s:g} s reached at frame {k}"
+                    reasons[m] = _wall_reason(settings, k)
                 return
 
 
@@ -724,15 +738,13 @@ def _run_members_compiled(members: np.ndarray, params: list[STZParams], chi0: np
     mat = _Material.from_params([params[m] for m in members])
     n, n_out = members.size, settings.n_frames + 1
     gamma_frames = settings.gamma_final * np.arange(n_out) / settings.n_frames
-    state = _State(sigma=np.zeros((n, 4, ny, nx)), chi=chi0[members].copy(), refmap=np.zeros((n, 2, ny, nx)),
-                   velocity=np.zeros((n, 2, ny, nx)), grad=np.zeros((n, 4, ny, nx)),
-                   load_rate=np.zeros((n, ny, nx)))
+    state = _initial_state(chi0[members])
     _record_compiled(buffers, 0, members, state, 0.0, mat, h1, h2, settings.store_stress_fields)
     loaded = settings.plastic_split == "loaded"
     plan = np.array([settings.steps_per_frame, settings.stiff_step_limit or 0.0, settings.max_steps_per_frame,
                      settings.gamma_final, settings.n_frames, settings.stiff_window_strain or 0.0,
                      settings.late_max_steps_per_frame, settings.base_steps_per_advection,
-                     float(settings.diffuse_at_base_step), int(_STIFF_QUANTILE / 100.0 * (ny * nx - 1))], dtype=float)
+                     float(settings.diffuse_at_base_step), _stiff_rank(ny * nx)], dtype=float)
     status, fail_frame = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     first_refined_gamma = np.full(n, np.inf)
     # the first call is one frame, so that a short run still meets a wall-time check before its end
@@ -750,14 +762,12 @@ def _run_members_compiled(members: np.ndarray, params: list[STZParams], chi0: np
         k = int(frames[-1])
         if time.perf_counter() - t_start > settings.max_wall_s and k < n_out - 1:
             for b in np.flatnonzero(status == 0):
-                reasons[members[b]] = f"wall-time cap {settings.max_wall_s:g} s reached at frame {k}"
+                reasons[members[b]] = _wall_reason(settings, k)
             break
     for b in np.flatnonzero(status == 1):
-        reasons[members[b]] = (f"{_STUCK}: more than {settings.max_substeps} plastic sub-steps in one step"
-                               f" before gamma={gamma_frames[fail_frame[b]]:.4g}")
+        reasons[members[b]] = _stuck_reason(settings, gamma_frames[fail_frame[b]])
     for b in np.flatnonzero(status == 2):
-        k = int(fail_frame[b])
-        reasons[members[b]] = f"{_NON_FINITE} or non-positive state before frame {k} (gamma={gamma_frames[k]:.4g})"
+        reasons[members[b]] = _non_finite_reason(int(fail_frame[b]), gamma_frames[fail_frame[b]])
 
 
 def _retire(members, state, mat, keep, reasons, reason):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.8.1"
+__version__ = "0.9.0"
 
 _LAZY = {
     "minimize": "gego.optimize",

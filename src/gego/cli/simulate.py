@@ -65,7 +65,7 @@ def add_parser(subparsers, name: str, help_text: str):
 # = SolverSettings().steps_per_frame, written out so that `gego --help` does not import the
 # solver (and numba); tests/test_stz_cli.py checks the two agree.
 DEFAULT_STEPS_PER_FRAME = 15
-DEFAULT_STIFF_STEP_LIMIT = 4.0  # = SolverSettings().stiff_step_limit
+DEFAULT_STIFF_STEP_LIMIT = 3.0  # = SolverSettings().stiff_step_limit
 
 
 def _read_energy(path: Path) -> np.ndarray:

@@ -31,9 +31,9 @@ is the authors' scheme as coded in their C++ (bit for bit this solver before the
 Steps per frame: ``settings.steps_per_frame`` (15) unless a tenth of the cells flow stiffly at
 yield in the frame (:func:`frame_steps`: plastic stiffness k with k dt > ``stiff_step_limit``,
 counting the cells that reach yield within the frame); those frames take 2^j times the steps
-(at most ``max_steps_per_frame``, 240, in the first ``stiff_window_strain``, 0.1, of strain from
+(at most ``max_steps_per_frame``, 180, in the first ``stiff_window_strain``, 0.1, of strain from
 a member's first refined frame, where the band is seeded and grown; at most
-``late_max_steps_per_frame``, 45, after it: :func:`windowed_steps`).
+``late_max_steps_per_frame``, 30, after it: :func:`windowed_steps`).
 At high chi the whole sample yields at once and the band grows by an instability; each cell
 relaxes on a strain scale 1/k but feels its neighbours only through the lagged projection, so a
 coarse step slows the instability (band peak 20-40 % low at 15 fixed steps on the hottest

@@ -52,6 +52,7 @@ def amortised_refit_interval(n_points: int) -> int:
 def run_one(n_points: int, n_dim: int, n_iterations: int, seed: int) -> dict:
     """Time fit, then n_iterations of (propose, append), in this process."""
     from gego.optimize.acquisition import propose_batch
+    from gego.optimize.loop import DEFAULT_SURROGATE_OPTIONS
     from gego.surrogate import GaussianProcess
 
     rng = np.random.default_rng([seed, n_points, n_dim])
@@ -62,7 +63,7 @@ def run_one(n_points: int, n_dim: int, n_iterations: int, seed: int) -> dict:
 
     tracemalloc.start()
     c0, t0 = time.process_time(), time.perf_counter()
-    gp = GaussianProcess(seed=seed).fit(X, y)
+    gp = GaussianProcess(seed=seed, **DEFAULT_SURROGATE_OPTIONS).fit(X, y)  # as the EGO loop builds it
     fit_s, fit_cpu_s = time.perf_counter() - t0, time.process_time() - c0
 
     propose_s, append_s, iteration_cpu_s = [], [], []
@@ -78,7 +79,7 @@ def run_one(n_points: int, n_dim: int, n_iterations: int, seed: int) -> dict:
         iteration_cpu_s.append((c1 - c0) + (time.process_time() - c2))
     # The loop's refits between cold ones start from the previous optimum (warm_start).
     c0, t0 = time.process_time(), time.perf_counter()
-    GaussianProcess(seed=seed + 1).fit(gp.X_train, gp.y_train, warm_start=gp.hyperparameters)
+    GaussianProcess(seed=seed + 1, **DEFAULT_SURROGATE_OPTIONS).fit(gp.X_train, gp.y_train, warm_start=gp.hyperparameters)
     warm_fit_s, warm_fit_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

@@ -267,6 +267,33 @@ def test_study_stored_before_the_early_refits_resumes_with_its_own_schedule(tmp_
         assert sorted(study.fits()) == list(range(1, 9))
 
 
+def test_study_stored_before_the_constant_mean_resumes_with_the_zero_mean(tmp_path):
+    """A study whose surrogate options lack `mean` (gego <= 0.9) resumes with the zero mean it was
+    made with; a new study uses the constant mean, and an explicit `mean` is honoured."""
+    import json
+
+    kw = dict(n_init=6, seed=4, n_candidates=256, acquisition_options={"n_polish": 1})
+    legacy = tmp_path / "legacy.sqlite"
+    minimize(bowl, BOX, budget=6, study=legacy, surrogate_options={"n_restarts": 1}, **kw)
+    with Study.open(legacy) as study:
+        stored = study.config["surrogate_options"]
+        assert stored["mean"] == "constant"
+        del stored["mean"]
+        study._conn.execute("UPDATE meta SET value = ? WHERE key = 'surrogate_options'",
+                            (json.dumps(stored, sort_keys=True),))
+        study._conn.commit()
+    resumed = minimize(bowl, BOX, budget=14, study=legacy, surrogate_options={"n_restarts": 1}, **kw)
+    zero = minimize(bowl, BOX, budget=14, surrogate_options={"n_restarts": 1, "mean": "zero"}, **kw)
+    constant = minimize(bowl, BOX, budget=14, surrogate_options={"n_restarts": 1}, **kw)
+    xs = lambda result: np.array([r.x for r in result.history])  # noqa: E731
+    np.testing.assert_array_equal(xs(resumed), xs(zero))
+    assert not np.array_equal(xs(constant), xs(zero))
+    with Study.open(legacy) as study:
+        assert "mean" not in study.config["surrogate_options"]
+    with pytest.raises(StudyError, match="surrogate_options"):  # an explicit change is refused
+        minimize(bowl, BOX, budget=16, study=legacy, surrogate_options={"n_restarts": 1, "mean": "constant"}, **kw)
+
+
 def test_replayed_surrogate_is_bit_identical_to_the_live_one(tmp_path):
     path = tmp_path / "replay.sqlite"
     minimize(bowl, BOX, n_init=6, budget=12, seed=8, study=path, refit_every=3, **FAST)

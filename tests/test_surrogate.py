@@ -519,3 +519,61 @@ def test_neighbourhood_is_exact_gp_on_nearest_points(rng):
     # Fewer conditioning points: std can only grow.
     X_test = centre + 0.02 * rng.standard_normal((20, 2))
     assert np.all(local.predict(X_test)[1] >= gp.predict(X_test)[1] - 1e-12)
+
+
+# --- constant mean (ordinary kriging) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_profiled_constant_mean_is_the_likelihood_maximum_over_the_mean(kernel, rng):
+    """The "constant" likelihood equals the zero-mean likelihood of y - m maximised over m (found
+    here by a scalar search), and its gradient matches finite differences of itself."""
+    from scipy.optimize import minimize_scalar
+
+    X, y = toy_data(rng, n=25, d=2)
+    ys = (y - y.mean()) / y.std() + 0.7  # offset, so that the mean to fit is far from 0
+    theta = np.log([0.3, 0.8, 1.5, 1e-2])
+
+    def zero_mean_lml(m):
+        return log_marginal_likelihood_standardised(theta, X, ys - m, kernel, False)[0]
+
+    best = minimize_scalar(lambda m: -zero_mean_lml(m), bracket=(-3.0, 3.0), tol=1e-12)
+    profiled, grad = log_marginal_likelihood_standardised(theta, X, ys, kernel, True, mean="constant")
+    assert profiled == pytest.approx(-best.fun, rel=1e-10, abs=1e-10)
+    assert profiled > zero_mean_lml(0.0) + 1e-3  # the offset costs the zero mean something
+
+    def lml(theta):
+        return log_marginal_likelihood_standardised(theta, X, ys, kernel, False, mean="constant")[0]
+
+    np.testing.assert_allclose(grad, central_difference(lml, theta, step=1e-5), rtol=1e-5, atol=1e-6)
+
+
+def test_constant_mean_gp_predicts_the_ordinary_kriging_formula(rng):
+    """Fitted with mean="constant", predictions equal m + k^T K^-1 (y - m 1) with the GLS mean m,
+    computed here directly from the fitted hyperparameters; far from the data they revert to m,
+    not to the sample mean."""
+    X = np.vstack([0.1 + 0.05 * rng.random((12, 2)), rng.random((8, 2))])  # a crowded corner
+    y = np.where(np.all(X < 0.2, axis=1), -2.0, 0.0) + 0.1 * np.sin(5 * X[:, 0])
+    gp = GaussianProcess("matern52", seed=1, mean="constant").fit(X, y)
+    hp = gp.hyperparameters
+    K = kernel_matrix("matern52", X, X, np.asarray(hp["length_scales"]), hp["signal_var"])
+    K[np.diag_indices_from(K)] += hp["noise_var"]
+    ones = np.ones(len(y))
+    m = (ones @ np.linalg.solve(K, y)) / (ones @ np.linalg.solve(K, ones))  # in units of y (scale-free)
+    assert hp["y_mean"] == pytest.approx(m, rel=1e-7, abs=1e-9)
+    assert hp["y_mean"] > y.mean() + 0.2  # the crowded low points count as one region
+    X_test = rng.random((30, 2))
+    K_star = kernel_matrix("matern52", X_test, X, np.asarray(hp["length_scales"]), hp["signal_var"])
+    expected = m + K_star @ np.linalg.solve(K, y - m)
+    np.testing.assert_allclose(gp.predict(X_test)[0], expected, rtol=1e-7, atol=1e-7)
+    assert gp.fit_report_["mean_standardised"] == pytest.approx((m - y.mean()) / y.std(), rel=1e-7)
+    # A zero-mean GP installed with the same hyperparameters is the same predictor.
+    twin = GaussianProcess("matern52")
+    twin.fit(X, y)
+    twin.set_hyperparameters(hp)
+    np.testing.assert_allclose(twin.predict(X_test)[0], gp.predict(X_test)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_mean_option_is_validated():
+    with pytest.raises(ConfigError, match="mean: expected 'zero' or 'constant'"):
+        GaussianProcess(mean="linear")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
@@ -412,9 +412,26 @@ def predict_gradient_standardised(
     return mean, std, dmean, dstd
 
 
+def gls_mean(chol: np.ndarray, y: np.ndarray) -> float:
+    """Generalised least-squares constant mean ``1^T K^-1 y / 1^T K^-1 1`` given chol of K.
+
+    The mean that maximises the likelihood of ``y - m`` (ordinary kriging's constant trend).
+    Unlike the sample mean it discounts clustered points: a region sampled densely (the basin EGO
+    exploits) counts as one region, so away from the data the GP reverts to the level of the
+    whole box rather than to the level of the points EGO crowded together.
+    """
+    return _gls_mean_and_weights(chol, _cho_solve(chol, y))[0]
+
+
+def _gls_mean_and_weights(chol: np.ndarray, alpha: np.ndarray) -> tuple[float, np.ndarray]:
+    """(m, K^-1 1) given chol of K and alpha = K^-1 y."""
+    ones_weights = _cho_solve(chol, np.ones(alpha.shape[0]))
+    return float(np.sum(alpha)) / float(np.sum(ones_weights)), ones_weights
+
+
 def log_marginal_likelihood_standardised(
     theta: np.ndarray, X: np.ndarray, y: np.ndarray, kernel: str, eval_gradient: bool,
-    X_centred: np.ndarray | None = None,
+    X_centred: np.ndarray | None = None, mean: str = "zero",
 ) -> tuple[float, np.ndarray | None]:
     """Log marginal likelihood of standardised outputs and its gradient in theta.
 
@@ -432,6 +449,11 @@ def log_marginal_likelihood_standardised(
 
     X_centred : ndarray, shape (n, d), optional
         ``X - X.mean(axis=0)``, for a caller that evaluates many theta on the same X.
+    mean : {"zero", "constant"}
+        "constant" profiles out a constant mean m: the likelihood of ``y - m`` at the m that
+        maximises it, the generalised least-squares mean ``1^T K^-1 y / 1^T K^-1 1`` (ordinary
+        kriging). m is optimal for every theta, so the gradient is that at fixed m (envelope
+        theorem) and the formula below applies to ``y - m`` unchanged.
 
     Returns
     -------
@@ -446,6 +468,9 @@ def log_marginal_likelihood_standardised(
     K_noisy.flat[:: n + 1] += noise_var  # the diagonal
     chol, _ = cholesky_with_jitter(K_noisy)
     alpha = _cho_solve(chol, y)
+    if mean == "constant":
+        m, ones_weights = _gls_mean_and_weights(chol, alpha)
+        y, alpha = y - m, alpha - m * ones_weights  # K^-1 (y - m 1)
     lml = -0.5 * float(y @ alpha) - float(np.sum(np.log(np.diag(chol)))) - 0.5 * n * _LOG_2PI
     if not eval_gradient:
         return lml, None
@@ -491,7 +516,7 @@ def _as_outputs(y, name: str, n_points: int) -> np.ndarray:
 
 
 class GaussianProcess:
-    """Zero-mean GP surrogate on unit-cube inputs, sklearn-like (fit / predict).
+    """GP surrogate on unit-cube inputs, zero or constant mean, sklearn-like (fit / predict).
 
     Parameters
     ----------
@@ -523,6 +548,13 @@ class GaussianProcess:
     length_scale_prior : {None, "dimension_scaled"}
         None: maximum likelihood. "dimension_scaled": maximum a posteriori with a weak
         log-normal prior on each length scale (see log_length_scale_prior).
+    mean : {"zero", "constant"}
+        "zero": the zero-mean GP on outputs standardised by their sample mean and std.
+        "constant": a constant mean fitted with the hyperparameters (profiled likelihood, see
+        :func:`gls_mean`), i.e. ordinary kriging; the fitted mean is folded into ``y_mean``, so
+        the GP is still zero-mean in its standardised outputs and stores as the same plain data.
+        The predictive variance leaves out the mean's own uncertainty. The EGO loop uses
+        "constant" (gego.optimize.loop.DEFAULT_SURROGATE_OPTIONS).
 
     Notes
     -----
@@ -544,6 +576,7 @@ class GaussianProcess:
         max_points_fit: int = 500,
         length_scale_prior: str | None = None,
         noise_max: float = NOISE_VAR_MAX,
+        mean: str = "zero",
     ):
         self.kernel = check_kernel(kernel)
         if not (noise_floor > 0.0 and np.isfinite(noise_floor)):
@@ -561,6 +594,9 @@ class GaussianProcess:
         if length_scale_prior not in (None, "dimension_scaled"):
             raise ConfigError(f"length_scale_prior: expected None or 'dimension_scaled', got {length_scale_prior!r}")
         self.length_scale_prior = length_scale_prior
+        if mean not in ("zero", "constant"):
+            raise ConfigError(f"mean: expected 'zero' or 'constant', got {mean!r}")
+        self.mean = mean
         if not (noise_max > 0.0 and np.isfinite(noise_max)):
             raise ConfigError(f"noise_max: expected a positive number, got {noise_max!r}")
         self.noise_max = float(noise_max)
@@ -662,6 +698,9 @@ class GaussianProcess:
     def fit(self, X, y, *, optimize: bool = True, warm_start: dict | None = None) -> "GaussianProcess":
         """Standardise y, fit hyperparameters by maximum likelihood and condition on (X, y).
 
+        With ``mean="constant"`` the likelihood is profiled over a constant mean, and the fitted
+        mean is folded into the standardisation (``hyperparameters["y_mean"]``).
+
         Maximises the log marginal likelihood (Eq 11) with analytic gradients by L-BFGS-B from a
         default start plus `n_restarts` seeded random starts, inside the bounds
         LENGTH_SCALE_BOUNDS, SIGNAL_VAR_BOUNDS and [noise_floor, 1]. With `warm_start` the
@@ -715,8 +754,23 @@ class GaussianProcess:
         )
         self.fit_report_ = report
         self._factor, self._local = None, None
+        if self.mean == "constant":
+            # The mean the likelihood was maximised at, on the fitting points, folded into the
+            # standardisation: ys - m is what the zero-mean machinery below conditions on.
+            chol, _ = cholesky_with_jitter(self._covariance(X_fit))
+            shift = gls_mean(chol, y_fit)
+            self._hp = replace(self._hp, y_mean=y_mean + shift * y_std)
+            ys = ys - shift
+            self.fit_report_ = {**report, "mean_standardised": shift}
         self._condition(X, ys)
         return self
+
+    def _covariance(self, X: np.ndarray) -> np.ndarray:
+        """K(X, X) + noise_var I with the current hyperparameters."""
+        hp = self._require_hp()
+        K, _ = kernel_and_slope(hp.kernel, scaled_sq_dist(X, X, hp.length_scales), hp.signal_var)
+        K.flat[:: X.shape[0] + 1] += hp.noise_var
+        return K
 
     def _fitting_subset(self, X: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = X.shape[0]
@@ -787,7 +841,8 @@ class GaussianProcess:
         X_centred = X - X.mean(axis=0)
 
         def objective(theta):
-            lml, grad = log_marginal_likelihood_standardised(theta, X, ys, self.kernel, True, X_centred)
+            lml, grad = log_marginal_likelihood_standardised(theta, X, ys, self.kernel, True, X_centred,
+                                                             self.mean)
             if prior is not None:  # MAP: add the log-normal prior of the length scales
                 offset = (theta[:d] - prior[0]) / prior[1] ** 2
                 lml = lml - 0.5 * float(np.sum(offset * (theta[:d] - prior[0])))
@@ -990,7 +1045,7 @@ class GaussianProcess:
         ys = (self.y_train - hp.y_mean) / hp.y_std
         if self._local is not None:
             X, ys = self._fitting_subset(X, ys)
-        lml, grad = log_marginal_likelihood_standardised(theta, X, ys, hp.kernel, eval_gradient)
+        lml, grad = log_marginal_likelihood_standardised(theta, X, ys, hp.kernel, eval_gradient, mean=self.mean)
         return (lml, grad) if eval_gradient else lml
 
     # --- helpers ---------------------------------------------------------------------------

@@ -421,6 +421,54 @@ def test_trust_region_steps_stay_in_their_box_and_resume_exactly(tmp_path):
     assert straight.fun < 0.45
 
 
+def test_local_steps_refit_a_gp_to_the_points_nearest_the_incumbent():
+    from gego.optimize.loop import TR_LOCAL_POINTS_PER_DIM, _new_gp, local_surrogate
+
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 2))
+    y = np.array([branin([-5 + 15 * a, 15 * b]) for a, b in X])
+    settings = EgoSettings(n_init=6, seed=3, surrogate_options={**DEFAULT_SURROGATE_OPTIONS, "n_restarts": 1})
+    gp = _new_gp(settings, 1).fit(X, y)
+    local = local_surrogate(gp, settings, iteration=7)
+    m = TR_LOCAL_POINTS_PER_DIM * 2
+    assert local is not gp and local.n_train == m
+    r2 = np.sum(((X - X[np.argmin(y)]) / gp.hyperparameters["length_scales"]) ** 2, axis=1)
+    chosen = np.isin(X[:, 0], local.X_train[:, 0])
+    assert chosen.sum() == m and r2[chosen].max() <= r2[~chosen].min()  # the m nearest, incumbent included
+    assert local.hyperparameters["y_std"] == pytest.approx(np.std(y[chosen]))  # standardised on them
+    np.testing.assert_allclose(local.predict(local.X_train, return_std=False)[0], y[chosen], rtol=1e-4)
+    again = local_surrogate(gp, settings, iteration=7)
+    assert again.hyperparameters == local.hyperparameters  # a pure function: resumed studies replay it
+    small = _new_gp(settings, 1).fit(X[:m - 5], y[:m - 5])
+    refit = local_surrogate(small, settings, iteration=7)  # fewer than m points: all of them, refitted cold
+    assert refit is not small and refit.n_train == m - 5
+    np.testing.assert_array_equal(refit.X_train, small.X_train)
+
+
+def test_trust_region_study_stored_before_the_local_model_keeps_the_global_gp(tmp_path, monkeypatch):
+    """A trust-region study without `trust_region_model` (gego <= 0.10) resumes with local steps
+    on the global GP, as it was made; a new one refits a local GP, and proposes differently."""
+    import gego.optimize.loop as loop
+
+    kw = dict(n_init=6, seed=5, refit_every=2, trust_region=True, **FAST)
+    bounds = [(-5, 10), (0, 15)]
+    legacy = tmp_path / "legacy.sqlite"
+    minimize(branin, bounds, budget=6, study=legacy, **kw)
+    with Study.open(legacy) as study:
+        assert study.config["trust_region_model"] == "local"
+        study._conn.execute("DELETE FROM meta WHERE key = 'trust_region_model'")
+        study._conn.commit()
+    resumed = minimize(branin, bounds, budget=40, study=legacy, **kw)
+    new = minimize(branin, bounds, budget=40, **kw)
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "local_surrogate", lambda gp, settings, iteration: gp)
+        global_gp = minimize(branin, bounds, budget=40, **kw)
+    np.testing.assert_array_equal(params(resumed), params(global_gp))
+    assert not np.array_equal(params(new), params(global_gp))
+    with Study.open(legacy) as study:
+        assert "trust_region_model" not in study.config
+
+
 def test_a_study_stored_before_an_option_existed_still_resumes(tmp_path):
     path = tmp_path / "old.sqlite"
     minimize(bowl, BOX, n_init=4, budget=5, seed=1, study=path, **FAST)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.10.0"
+__version__ = "0.11.0"
 
 _LAZY = {
     "minimize": "gego.optimize",

@@ -14,7 +14,7 @@ Peers are optional (``pip install 'gego[bench]'``); a missing one is reported as
 Usage::
 
     python benchmarks/bench_ego_quality.py            # quick: 2 seeds, 40 evaluations, gego only
-    python benchmarks/bench_ego_quality.py --seeds 10 --budget 100 --peers gego,gego-tr,egobox,botorch,smt
+    python benchmarks/bench_ego_quality.py --seeds 10 --budget 100 --peers gego,gego-tr,gego-tr-global,egobox,botorch,smt
 
 Prints one JSON document on stdout.
 """
@@ -131,12 +131,22 @@ def run_gego(fun, bounds, n_init, budget, seed):
 
 
 def run_gego_trust_region(fun, bounds, n_init, budget, seed):
-    """gego with its optional trust-region phase (local EI steps when global EI stalls)."""
+    """gego with its optional trust-region phase (local EI steps, on a local GP, when global EI stalls)."""
     from gego.optimize import minimize
 
     counted = Counted(fun)
     minimize(counted, bounds, n_init=n_init, budget=budget, seed=seed, executor="serial",
              **{"trust_region": True, **GEGO_OPTIONS})
+    return counted
+
+
+def run_gego_trust_region_global(fun, bounds, n_init, budget, seed):
+    """gego-tr with its local steps on the loop's global GP (trust_region_model="global", gego <= 0.10)."""
+    from gego.optimize import minimize
+
+    counted = Counted(fun)
+    minimize(counted, bounds, n_init=n_init, budget=budget, seed=seed, executor="serial",
+             **{"trust_region": True, "trust_region_model": "global", **GEGO_OPTIONS})
     return counted
 
 
@@ -190,11 +200,12 @@ def run_botorch(fun, bounds, n_init, budget, seed):
     return counted
 
 
-OPTIMISERS = {"gego": run_gego, "gego-tr": run_gego_trust_region, "egobox": run_egobox, "botorch": run_botorch,
-              "smt": run_smt}
+OPTIMISERS = {"gego": run_gego, "gego-tr": run_gego_trust_region, "gego-tr-global": run_gego_trust_region_global,
+              "egobox": run_egobox, "botorch": run_botorch, "smt": run_smt}
 # Imported before timing, so that import time is not counted as optimiser overhead.
 REQUIRES = {"gego": ["gego.optimize", "gego.optimize.acquisition", "gego.surrogate"],
-            "gego-tr": ["gego.optimize", "gego.optimize.acquisition", "gego.surrogate"], "egobox": ["egobox"],
+            "gego-tr": ["gego.optimize", "gego.optimize.acquisition", "gego.surrogate"],
+            "gego-tr-global": ["gego.optimize", "gego.optimize.acquisition", "gego.surrogate"], "egobox": ["egobox"],
             "botorch": ["botorch", "gpytorch"], "smt": ["smt.applications", "smt.surrogate_models"]}
 
 

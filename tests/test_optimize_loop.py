@@ -445,28 +445,36 @@ def test_local_steps_refit_a_gp_to_the_points_nearest_the_incumbent():
     np.testing.assert_array_equal(refit.X_train, small.X_train)
 
 
-def test_trust_region_study_stored_before_the_local_model_keeps_the_global_gp(tmp_path, monkeypatch):
-    """A trust-region study without `trust_region_model` (gego <= 0.10) resumes with local steps
-    on the global GP, as it was made; a new one refits a local GP, and proposes differently."""
-    import gego.optimize.loop as loop
-
+def test_trust_region_model_is_stored_and_old_studies_resume_with_the_global_one(tmp_path):
+    """The trust region's model changes the proposals, so it is stored with the study. Left to
+    gego, a new study gets "local" and a resumed one keeps its own: a study stored before the
+    option (gego <= 0.10) resumes with the global GP it was made with. An explicit value that
+    differs from the stored one is refused."""
     kw = dict(n_init=6, seed=5, refit_every=2, trust_region=True, **FAST)
     bounds = [(-5, 10), (0, 15)]
+    local_path = tmp_path / "local.sqlite"
+    minimize(branin, bounds, budget=20, study=local_path, **kw)
+    local = minimize(branin, bounds, budget=40, study=local_path, **kw)
+    np.testing.assert_array_equal(params(local), params(minimize(branin, bounds, budget=40,
+                                                                 trust_region_model="local", **kw)))
+    with Study.open(local_path) as study:
+        assert study.config["trust_region_model"] == "local"
+    with pytest.raises(StudyError, match="'trust_region_model' differs"):
+        minimize(branin, bounds, budget=44, study=local_path, trust_region_model="global", **kw)
     legacy = tmp_path / "legacy.sqlite"
     minimize(branin, bounds, budget=6, study=legacy, **kw)
     with Study.open(legacy) as study:
-        assert study.config["trust_region_model"] == "local"
         study._conn.execute("DELETE FROM meta WHERE key = 'trust_region_model'")
         study._conn.commit()
+    minimize(branin, bounds, budget=20, study=legacy, **kw)
     resumed = minimize(branin, bounds, budget=40, study=legacy, **kw)
-    new = minimize(branin, bounds, budget=40, **kw)
-    with monkeypatch.context() as patch:
-        patch.setattr(loop, "local_surrogate", lambda gp, settings, iteration: gp)
-        global_gp = minimize(branin, bounds, budget=40, **kw)
+    global_gp = minimize(branin, bounds, budget=40, trust_region_model="global", **kw)
     np.testing.assert_array_equal(params(resumed), params(global_gp))
-    assert not np.array_equal(params(new), params(global_gp))
-    with Study.open(legacy) as study:
-        assert "trust_region_model" not in study.config
+    assert not np.array_equal(params(local), params(global_gp))
+    with pytest.raises(StudyError, match="'trust_region_model' differs"):
+        minimize(branin, bounds, budget=44, study=legacy, trust_region_model="local", **kw)
+    with pytest.raises(ConfigError, match="trust_region_model"):
+        minimize(branin, bounds, budget=40, trust_region_model="nearest", **kw)
 
 
 def test_a_study_stored_before_an_option_existed_still_resumes(tmp_path):

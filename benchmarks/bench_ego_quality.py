@@ -122,32 +122,27 @@ class Counted:
 GEGO_OPTIONS: dict = {}  # extra keyword arguments of gego.minimize (--gego-options)
 
 
-def run_gego(fun, bounds, n_init, budget, seed):
+def _run_minimize(fun, bounds, n_init, budget, seed, **options):
     from gego.optimize import minimize
 
     counted = Counted(fun)
-    minimize(counted, bounds, n_init=n_init, budget=budget, seed=seed, executor="serial", **GEGO_OPTIONS)
+    minimize(counted, bounds, n_init=n_init, budget=budget, seed=seed, executor="serial",
+             **{**options, **GEGO_OPTIONS})
     return counted
+
+
+def run_gego(fun, bounds, n_init, budget, seed):
+    return _run_minimize(fun, bounds, n_init, budget, seed)
 
 
 def run_gego_trust_region(fun, bounds, n_init, budget, seed):
     """gego with its optional trust-region phase (local EI steps, on a local GP, when global EI stalls)."""
-    from gego.optimize import minimize
-
-    counted = Counted(fun)
-    minimize(counted, bounds, n_init=n_init, budget=budget, seed=seed, executor="serial",
-             **{"trust_region": True, **GEGO_OPTIONS})
-    return counted
+    return _run_minimize(fun, bounds, n_init, budget, seed, trust_region=True)
 
 
 def run_gego_trust_region_global(fun, bounds, n_init, budget, seed):
     """gego-tr with its local steps on the loop's global GP (trust_region_model="global", gego <= 0.10)."""
-    from gego.optimize import minimize
-
-    counted = Counted(fun)
-    minimize(counted, bounds, n_init=n_init, budget=budget, seed=seed, executor="serial",
-             **{"trust_region": True, "trust_region_model": "global", **GEGO_OPTIONS})
-    return counted
+    return _run_minimize(fun, bounds, n_init, budget, seed, trust_region=True, trust_region_model="global")
 
 
 def run_egobox(fun, bounds, n_init, budget, seed):

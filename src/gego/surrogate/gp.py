@@ -973,6 +973,17 @@ class GaussianProcess:
         return mean * hp.y_std + hp.y_mean, std * hp.y_std
 
     @_single_threaded
+    def nearest_training_points(self, x, n_points: int) -> np.ndarray:
+        """Sorted indices of the `n_points` training points nearest to x in the ARD-scaled
+        distance of the fitted length scales (all of them if there are no more)."""
+        hp = self._require_hp()
+        X = self.X_train
+        if X.shape[0] <= n_points:
+            return np.arange(X.shape[0])
+        x = _as_inputs(np.reshape(x, (1, -1)), "x", hp.length_scales.size)
+        r2 = scaled_sq_dist(x, X, hp.length_scales)[0]
+        return np.sort(np.argpartition(r2, n_points - 1)[:n_points])
+
     def neighbourhood(self, x, n_points: int) -> "GaussianProcess":
         """An exact GP on the `n_points` training points nearest to x (ARD-scaled distance).
 
@@ -984,9 +995,7 @@ class GaussianProcess:
         X = self.X_train
         if X.shape[0] <= n_points:
             return self
-        x = _as_inputs(np.reshape(x, (1, -1)), "x", hp.length_scales.size)
-        r2 = scaled_sq_dist(x, X, hp.length_scales)[0]
-        nearest = np.sort(np.argpartition(r2, n_points - 1)[:n_points])
+        nearest = self.nearest_training_points(x, n_points)
         ys = (self.y_train - hp.y_mean) / hp.y_std
         local = copy.copy(self)
         local._local = None

@@ -1,5 +1,7 @@
 """Tests of expected improvement (Eq 20), its log form, and its maximisation / batching."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -195,6 +197,41 @@ def test_maximize_ei_finds_known_maximum(rng):
     # Without polishing, the Monte Carlo search alone lands near it (paper's MCS).
     x_mcs = maximize_ei(fake, f_min=0.5, n_dim=3, rng=rng, n_candidates=4096, n_polish=0)
     assert np.linalg.norm(x_mcs - centre) < 0.1
+
+
+class PlateauSurrogate(FakeSurrogate):
+    """FakeSurrogate with a flat, certain plateau (mean 1, std 0) where x_0 < 0.2."""
+
+    def predict(self, X, return_std=True):
+        return self.predict_with_gradient(X)[:2]
+
+    def predict_with_gradient(self, X):
+        mean, std = super().predict(X)
+        dmean, dstd = 2 * self.scale * (X - self.centre), np.zeros_like(X)
+        plateau = X[:, 0] < 0.2
+        mean[plateau], std[plateau], dmean[plateau] = 1.0, 0.0, 0.0
+        return mean, std, dmean, dstd
+
+
+def test_polishing_starts_on_a_certain_plateau_do_not_stop_the_others(rng):
+    """There log EI is about -1e300, its slope infinite and the mean's gradient zero. In the
+    polish's joint objective such a start would swamp the others in round-off (and its gradient
+    would be a NaN): the other starts must still reach the maximum, without a warning."""
+    centre = np.array([0.6, 0.4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in multiply"
+        x = maximize_ei(PlateauSurrogate(centre), f_min=0.5, n_dim=2, rng=rng, n_candidates=32, n_polish=32)
+    np.testing.assert_allclose(x, centre, atol=1e-4)
+
+
+def test_a_start_with_an_infinite_slope_gets_a_zero_gradient_not_a_nan():
+    from gego.optimize.acquisition import _polish
+
+    starts = np.array([[0.1, 0.5], [0.15, 0.7]])  # both on the plateau: nothing to climb
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        polished = _polish(PlateauSurrogate(np.array([0.6, 0.4])), starts, 0.5, None, 0.1, maxiter=50)
+    np.testing.assert_array_equal(polished, starts)
 
 
 def test_avoid_keeps_proposals_away_from_failed_points(rng):

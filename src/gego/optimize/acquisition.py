@@ -39,6 +39,9 @@ _SCREEN_FROM_N = 300
 _SCREEN_BLOCK = 64
 # Training points of the local GP on which each start is polished (exact GP below that size).
 _POLISH_NEIGHBOURS = 256
+# Polishing starts more than this many nats of log EI below the best candidate are not polished,
+# and trial points this far below every start are floored (_polish).
+_POLISH_SPREAD_NATS = 1000.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,8 +432,11 @@ def _maximize(gp, f_min, n_dim, rng, n_candidates, n_polish, avoid, avoid_radius
     order = np.argsort(-values, kind="stable")
     best_x, best_value = candidates[order[0]].copy(), float(values[order[0]])
 
-    starts = candidates[order[:n_polish]]
-    starts = starts[np.isfinite(values[order[:n_polish]])]
+    top = values[order[:n_polish]]
+    # Starts hopelessly below the best candidate are dropped: they cannot win, and a log EI of
+    # -1e300 (std ~ 0 next to a training point) in the polish's summed objective would swamp
+    # the other starts' changes in round-off.
+    starts = candidates[order[:n_polish]][np.isfinite(top) & (top >= best_value - _POLISH_SPREAD_NATS)]
     if starts.shape[0] == 0:
         return best_x
     polished = _polish(gp, starts, f_min, avoid, avoid_radius, polish_maxiter, region)
@@ -449,7 +455,9 @@ def _polish(gp, starts: np.ndarray, f_min, avoid, avoid_radius, maxiter: int, re
     log EI values), so one L-BFGS-B run serves them all. Above _POLISH_NEIGHBOURS training
     points each start is polished on the exact GP of its nearest _POLISH_NEIGHBOURS points
     (gp.neighbourhood): O(M^2) per step instead of streaming the N x N factor, and the caller
-    re-scores the polished points with the full GP before accepting them.
+    re-scores the polished points with the full GP before accepting them. Values more than
+    _POLISH_SPREAD_NATS below every start are floored (flat), so that a trial point next to a
+    training point (log EI ~ -1e300) does not end the line search of every start.
     """
     p, d = starts.shape
     if hasattr(gp, "neighbourhood"):
@@ -476,17 +484,29 @@ def _polish(gp, starts: np.ndarray, f_min, avoid, avoid_radius, maxiter: int, re
         parts = [fn(X[i : i + 1]) for i, fn in enumerate(fns)]
         return tuple(np.concatenate([part[k] for part in parts]) for k in range(4))
 
-    def negative(flat):
-        X = flat.reshape(p, d)
+    def values_and_gradients(X):
         mean, std, dmean, dstd = predict_with_gradient(X)
-        log_ei, d_mean, d_std = ei_with_gradient(mean, std, f_target)
-        grad = d_mean[:, None] * dmean + d_std[:, None] * dstd
-        value = float(log_ei.sum())
+        value, d_mean, d_std = ei_with_gradient(mean, std, f_target)
+        with np.errstate(invalid="ignore"):  # an infinite slope (std ~ 0) times a zero derivative
+            grad = d_mean[:, None] * dmean + d_std[:, None] * dstd
         if avoid is not None:
             log_pen, dlog_pen = log_avoid_penalty(X, avoid, avoid_radius)
-            grad += dlog_pen
-            value += float(np.sum(log_pen))
-        return -value, -grad.ravel()
+            value, grad = value + log_pen, grad + dlog_pen
+        return value, grad
+
+    # Near a training point std ~ 0 and log EI ~ -1e300: one such trial point in a line search
+    # wrecks its interpolation (and its NaN gradient would end the run of every start). Values
+    # far below every start are floored, flat: the search backs off from them as from any
+    # worse point.
+    floor = float(np.min(values_and_gradients(starts)[0])) - _POLISH_SPREAD_NATS
+
+    def negative(flat):
+        value, grad = values_and_gradients(flat.reshape(p, d))
+        below = ~(value >= floor)  # NaN too
+        flat_rows = below | ~np.all(np.isfinite(grad), axis=1)
+        if np.any(flat_rows):
+            value, grad = np.where(below, floor, value), np.where(flat_rows[:, None], 0.0, grad)
+        return -float(value.sum()), -grad.ravel()
 
     lower, upper = (np.zeros(d), np.ones(d)) if region is None else region
     bounds = list(zip(np.tile(lower, p), np.tile(upper, p)))

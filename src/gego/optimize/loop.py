@@ -375,8 +375,9 @@ def _training_data(history, box: SearchBox, before_iteration: int, from_iteratio
     return X_unit, y
 
 
-def _fit_seed(seed: int, iteration: int) -> int:
-    return int(np.random.SeedSequence([seed, iteration, 1]).generate_state(1)[0])
+def _fit_seed(seed: int, iteration: int, stream: int = 1) -> int:
+    """Seed of the GP fitted at `iteration`: stream 1 the global GP, 2 the local one."""
+    return int(np.random.SeedSequence([seed, iteration, stream]).generate_state(1)[0])
 
 
 def _new_gp(settings: EgoSettings, seed: int, max_restarts: int | None = None):
@@ -536,8 +537,7 @@ def local_surrogate(gp, settings: EgoSettings, iteration: int):
     X, y = gp.X_train, gp.y_train
     nearest = gp.nearest_training_points(X[int(np.argmin(y))], max(TR_LOCAL_POINTS_PER_DIM * X.shape[1],
                                                                     2 * X.shape[1] + 2))
-    seed = int(np.random.SeedSequence([settings.seed, iteration, 2]).generate_state(1)[0])
-    local = _new_gp(settings, seed, max_restarts=TR_LOCAL_RESTARTS)
+    local = _new_gp(settings, _fit_seed(settings.seed, iteration, stream=2), max_restarts=TR_LOCAL_RESTARTS)
     try:
         local.fit(X[nearest], y[nearest])  # maximum likelihood, Eq 11
     except GegoError:

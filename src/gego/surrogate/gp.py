@@ -972,7 +972,6 @@ class GaussianProcess:
             mean, std = predict_std_upper_bound_standardised(self._require_factor(), hp, X, n_nearest)
         return mean * hp.y_std + hp.y_mean, std * hp.y_std
 
-    @_single_threaded
     def nearest_training_points(self, x, n_points: int) -> np.ndarray:
         """Sorted indices of the `n_points` training points nearest to x in the ARD-scaled
         distance of the fitted length scales (all of them if there are no more)."""
@@ -984,6 +983,7 @@ class GaussianProcess:
         r2 = scaled_sq_dist(x, X, hp.length_scales)[0]
         return np.sort(np.argpartition(r2, n_points - 1)[:n_points])
 
+    @_single_threaded
     def neighbourhood(self, x, n_points: int) -> "GaussianProcess":
         """An exact GP on the `n_points` training points nearest to x (ARD-scaled distance).
 

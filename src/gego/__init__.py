@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.11.1"
+__version__ = "0.12.0"
 
 _LAZY = {
     "minimize": "gego.optimize",

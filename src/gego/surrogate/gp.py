@@ -43,6 +43,7 @@ from gego.surrogate.kernels import (
     kernel_and_slope,
     kernel_from_r2,
     kernel_matrix,
+    pairwise_sq_diffs,
     scaled_sq_dist,
 )
 
@@ -117,8 +118,6 @@ _BLOCK_ENTRIES = 2**22
 
 # From this many fitting points, multistart stops when two starts agree (see _maximise_likelihood).
 _CONFIRM_FROM_N = 200
-# pairwise_sq_diffs up to this many entries (16 MB): n = 500 at d = 8, 1000 at d = 2
-_SQ_DIFFS_MAX = 2_000_000
 
 # Line-search tries per L-BFGS-B iteration (scipy's default is 20), for the likelihood fit and the
 # EI polish (gego.optimize.acquisition). Near their optima both objectives are flat down to
@@ -432,22 +431,6 @@ def _gls_mean_and_weights(chol: np.ndarray, alpha: np.ndarray) -> tuple[float, n
     return float(np.sum(alpha)) / float(np.sum(ones_weights)), ones_weights
 
 
-def pairwise_sq_diffs(X: np.ndarray) -> np.ndarray | None:
-    """``D[k, i * n + j] = (x_ik - x_jk)^2``, shape (d, n * n), or None above _SQ_DIFFS_MAX entries.
-
-    One likelihood fit evaluates dozens of theta on the same X: with D, the scaled distances
-    are one vector-matrix product ``l^-2 @ D`` and the length-scale gradient another, ``D @ M``,
-    both exact (no ``|a|^2 + |b|^2 - 2 a.b`` cancellation). (d, n * n) rather than (n * n, d):
-    both products run 2-3 times faster in this layout.
-    """
-    n, d = X.shape
-    if n * n * d > _SQ_DIFFS_MAX:
-        return None
-    diffs = X.T[:, :, None] - X.T[:, None, :]
-    diffs *= diffs
-    return diffs.reshape(d, n * n)
-
-
 def log_marginal_likelihood_standardised(
     theta: np.ndarray, X: np.ndarray, y: np.ndarray, kernel: str, eval_gradient: bool,
     sq_diffs: np.ndarray | None = None, mean: str = "zero",
@@ -466,7 +449,7 @@ def log_marginal_likelihood_standardised(
     theta : ndarray, shape (d + 2,)
         ``log([l_1..l_d, signal_var, noise_var])``.
     sq_diffs : ndarray, shape (d, n * n), optional
-        :func:`pairwise_sq_diffs` of X, for a caller that evaluates many theta on the same X.
+        :func:`gego.surrogate.kernels.pairwise_sq_diffs` of X, for a caller that evaluates many theta on the same X.
     mean : {"zero", "constant"}
         "constant" profiles out a constant mean m: the likelihood of ``y - m`` at the m that
         maximises it, the generalised least-squares mean ``1^T K^-1 y / 1^T K^-1 1`` (ordinary
@@ -586,11 +569,6 @@ class GaussianProcess:
         the GP is still zero-mean in its standardised outputs and stores as the same plain data.
         The predictive variance leaves out the mean's own uncertainty. The EGO loop uses
         "constant" (gego.optimize.loop.DEFAULT_SURROGATE_OPTIONS).
-    fit_ftol : float or None
-        Relative tolerance on the negative log likelihood at which L-BFGS-B stops (its `ftol`);
-        None keeps scipy's default (about 2e-9). A looser one means fewer likelihood evaluations
-        and less precise hyperparameters; EI can feel it (1e-5 on the trust region's local fits
-        cost Branin precision after 40-50 evaluations, docs/dev/ego-0.12-cheaper-fits.md).
 
     Notes
     -----
@@ -613,7 +591,6 @@ class GaussianProcess:
         length_scale_prior: str | None = None,
         noise_max: float = NOISE_VAR_MAX,
         mean: str = "zero",
-        fit_ftol: float | None = None,
     ):
         self.kernel = check_kernel(kernel)
         if not (noise_floor > 0.0 and np.isfinite(noise_floor)):
@@ -634,9 +611,6 @@ class GaussianProcess:
         if mean not in ("zero", "constant"):
             raise ConfigError(f"mean: expected 'zero' or 'constant', got {mean!r}")
         self.mean = mean
-        if fit_ftol is not None and not (0.0 < fit_ftol < 1.0):
-            raise ConfigError(f"fit_ftol: expected None or a number in (0, 1), got {fit_ftol!r}")
-        self.fit_ftol = None if fit_ftol is None else float(fit_ftol)
         if not (noise_max > 0.0 and np.isfinite(noise_max)):
             raise ConfigError(f"noise_max: expected a positive number, got {noise_max!r}")
         self.noise_max = float(noise_max)
@@ -878,10 +852,7 @@ class GaussianProcess:
 
         prior = self.log_length_scale_prior(d)
 
-        sq_diffs = pairwise_sq_diffs(X)
-        lbfgsb_options = {"maxls": LBFGSB_MAX_LINE_SEARCH}
-        if self.fit_ftol is not None:
-            lbfgsb_options["ftol"] = self.fit_ftol
+        sq_diffs = pairwise_sq_diffs(X)  # once per fit: every start and evaluation reuses it
 
         def objective(theta):
             lml, grad = log_marginal_likelihood_standardised(theta, X, ys, self.kernel, True, sq_diffs,
@@ -902,7 +873,7 @@ class GaussianProcess:
             start = np.clip(start, bounds[:, 0], bounds[:, 1])
             try:
                 result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                                  options=lbfgsb_options)
+                                  options={"maxls": LBFGSB_MAX_LINE_SEARCH})
             except (GegoError, np.linalg.LinAlgError, FloatingPointError):
                 continue
             if not np.isfinite(result.fun):

@@ -65,6 +65,26 @@ def scaled_sq_dist(X1: np.ndarray, X2: np.ndarray, length_scales: np.ndarray) ->
     return r2
 
 
+# pairwise_sq_diffs up to this many entries (16 MB): n = 500 at d = 8, 1000 at d = 2
+SQ_DIFFS_MAX = 2_000_000
+
+
+def pairwise_sq_diffs(X: np.ndarray) -> np.ndarray | None:
+    """``D[k, i * n + j] = (x_ik - x_jk)^2``, shape (d, n * n), or None above SQ_DIFFS_MAX entries.
+
+    For a caller that needs K(X, X) for many length scales (a likelihood fit): the r^2 of Eq 16
+    is then one vector-matrix product ``l^-2 @ D``, exact where scaled_sq_dist's
+    ``|a|^2 + |b|^2 - 2 a.b`` cancels, and the length-scale gradient is another, ``D @ vec(M)``.
+    (d, n * n) rather than (n * n, d): both products run 2-3 times faster in this layout.
+    """
+    n, d = X.shape
+    if n * n * d > SQ_DIFFS_MAX:
+        return None
+    diffs = X.T[:, :, None] - X.T[:, None, :]
+    diffs *= diffs
+    return diffs.reshape(d, n * n)
+
+
 def kernel_from_r2(kernel: str, r2: np.ndarray, signal_var: float) -> np.ndarray:
     """Covariance from squared scaled distances (Eq 16 for "se"; Matern 5/2 otherwise)."""
     if kernel == "se":
